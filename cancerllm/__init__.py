@@ -1,0 +1,89 @@
+"""cancerllm: cancer phenotype extraction and diagnosis generation with LLMs (CancerLLM, reproduced and extended).
+
+Importing the package is light: torch, transformers and every optional dependency are imported only
+when a model is loaded or a feature that needs them is used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    CancerLLMError,
+    ConfigError,
+    DataFormatError,
+    InputError,
+    MissingDependencyError,
+    ModelLoadError,
+    UnknownBackendError,
+)
+from .prompts import PromptBuilder, format_answer, parse_answer
+from .schema import (
+    DIAGNOSIS_INSTRUCTION,
+    NOT_RELEVANT,
+    PHENOTYPE_INSTRUCTION,
+    ClinicalNote,
+    Diagnosis,
+    Example,
+    Phenotype,
+    PhenotypeQuestion,
+    PhenotypeResult,
+    Task,
+)
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .model import CancerLLM
+    from .tasks.diagnosis import DiagnosisGenerator
+    from .tasks.phenotype import PhenotypeExtractor
+
+# heavy public names, imported on first attribute access (PEP 562)
+_LAZY = {
+    "CancerLLM": ("cancerllm.model", "CancerLLM"),
+    "PhenotypeExtractor": ("cancerllm.tasks.phenotype", "PhenotypeExtractor"),
+    "DiagnosisGenerator": ("cancerllm.tasks.diagnosis", "DiagnosisGenerator"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'cancerllm' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+__all__ = [
+    "DIAGNOSIS_INSTRUCTION",
+    "NOT_RELEVANT",
+    "PHENOTYPE_INSTRUCTION",
+    "CancerLLM",
+    "CancerLLMError",
+    "ClinicalNote",
+    "ConfigError",
+    "DataFormatError",
+    "Diagnosis",
+    "DiagnosisGenerator",
+    "Example",
+    "InputError",
+    "MissingDependencyError",
+    "ModelLoadError",
+    "Phenotype",
+    "PhenotypeExtractor",
+    "PhenotypeQuestion",
+    "PhenotypeResult",
+    "PromptBuilder",
+    "Task",
+    "UnknownBackendError",
+    "__version__",
+    "format_answer",
+    "parse_answer",
+]
