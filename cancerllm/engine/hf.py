@@ -1,0 +1,206 @@
+"""Batched greedy decoding on a transformers causal LM, with prefix (KV-cache) reuse.
+
+What it does, and why it is fast:
+
+* groups are sorted by prefix length and batched, so left padding is small;
+* each prefix is encoded once; its KV cache is copied for every suffix of the group (the eight phenotype
+  questions of one report share one encoding of the report);
+* the LM head is applied only at the last position during prefill (``logits_to_keep=1``);
+* a sequence stops at EOS or as soon as its text contains a stop string (``"}"`` ends an answer set), and
+  finished sequences are dropped from the batch so later steps get cheaper.
+
+Positions are computed from the attention mask, so a left-padded batch sees exactly the positions of an
+unpadded single sequence; padding between a prefix and its (left-padded) suffix is masked out.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from typing import Any
+
+from .base import Engine, GenerationSettings, PromptGroup
+
+__all__ = ["HFEngine"]
+
+
+class HFEngine(Engine):
+    """Generation engine for any ``transformers`` causal LM (PEFT-wrapped and quantized models included)."""
+
+    name = "hf"
+
+    def __init__(self, model: Any, tokenizer: Any) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        eos = getattr(model.generation_config, "eos_token_id", None) if hasattr(model, "generation_config") else None
+        eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos] if eos is not None else [])
+        if tokenizer.eos_token_id is not None:
+            eos_ids.add(tokenizer.eos_token_id)
+        self.eos_ids = {int(e) for e in eos_ids}
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        params = inspect.signature(base.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        self._logits_kw = "logits_to_keep" if "logits_to_keep" in params else (
+            "num_logits_to_keep" if "num_logits_to_keep" in params else None
+        )
+        self._tok_text: list[str] | None = None
+
+    # ------------------------------------------------------------------------------------------ utils
+    @property
+    def device(self) -> Any:
+        return next(self.model.parameters()).device
+
+    def _token_texts(self) -> list[str]:
+        if self._tok_text is None:
+            n = max(len(self.tokenizer), int(self.model.get_output_embeddings().weight.shape[0]))
+            ids = list(range(n))
+            self._tok_text = [self.tokenizer.decode([i]) if i < len(self.tokenizer) else "" for i in ids]
+        return self._tok_text
+
+    def _forward(self, input_ids: Any, mask: Any, positions: Any, cache: Any) -> tuple[Any, Any]:
+        kwargs: dict[str, Any] = {
+            "input_ids": input_ids,
+            "attention_mask": mask,
+            "position_ids": positions,
+            "use_cache": True,
+            self._cache_kw: cache,
+        }
+        if self._logits_kw:
+            kwargs[self._logits_kw] = 1
+        out = self.model(**kwargs)
+        new_cache = getattr(out, "cache", None)
+        if new_cache is None:
+            new_cache = out.past_key_values
+        return out.logits[:, -1, :], new_cache
+
+    # ------------------------------------------------------------------------------------------ main
+    def generate_groups(
+        self, groups: Sequence[PromptGroup], settings: GenerationSettings, *, progress: bool = False
+    ) -> list[list[list[int]]]:
+        import torch
+
+        results: list[list[list[int]]] = [[[] for _ in g.suffix_ids] for g in groups]
+        if not groups:
+            return results
+        # plain prompts (empty suffix) are split so that every suffix has at least one token
+        norm: list[tuple[list[int], list[list[int]]]] = []
+        for g in groups:
+            if not g.suffix_ids:
+                raise ValueError("a PromptGroup needs at least one suffix (use [[]] for a plain prompt)")
+            prefix = list(g.prefix_ids)
+            sufs = [list(s) for s in g.suffix_ids]
+            if any(len(s) == 0 for s in sufs):
+                if len(prefix) < 1:
+                    raise ValueError("empty prompt")
+                last = prefix.pop()
+                sufs = [[last] + s for s in sufs]
+            if not prefix:  # a one-token prompt: nothing to share
+                prefix, sufs = sufs[0][:1], [s[1:] or s for s in sufs]
+            norm.append((prefix, sufs))
+
+        # batch by number of sequences (suffixes), groups sorted by prefix length (longest first)
+        order = sorted(range(len(norm)), key=lambda i: -len(norm[i][0]))
+        batches: list[list[int]] = []
+        cur: list[int] = []
+        cur_rows = 0
+        for i in order:
+            rows = len(norm[i][1])
+            if cur and cur_rows + rows > max(settings.batch_size, rows):
+                batches.append(cur)
+                cur, cur_rows = [], 0
+            cur.append(i)
+            cur_rows += rows
+        if cur:
+            batches.append(cur)
+
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=sum(len(norm[i][1]) for i in order), desc="generating", unit="prompt")
+        with torch.inference_mode():
+            for batch in batches:
+                outs = self._run_batch([norm[i] for i in batch], settings)
+                for gi, seqs in zip(batch, outs):
+                    results[gi] = seqs
+                if bar is not None:
+                    bar.update(sum(len(norm[i][1]) for i in batch))
+        if bar is not None:
+            bar.close()
+        return results
+
+    def _run_batch(
+        self, groups: list[tuple[list[int], list[list[int]]]], settings: GenerationSettings
+    ) -> list[list[list[int]]]:
+        import torch
+
+        dev = self.device
+        pad = self.pad_id
+        # ---- prefill the prefixes (left padded)
+        lp = max(len(p) for p, _ in groups)
+        pre_ids = torch.full((len(groups), lp), pad, dtype=torch.long)
+        pre_mask = torch.zeros((len(groups), lp), dtype=torch.long)
+        for r, (p, _) in enumerate(groups):
+            pre_ids[r, lp - len(p):] = torch.tensor(p, dtype=torch.long)
+            pre_mask[r, lp - len(p):] = 1
+        pre_ids, pre_mask = pre_ids.to(dev), pre_mask.to(dev)
+        pre_pos = (pre_mask.cumsum(-1) - 1).clamp(min=0)
+        _, cache = self._forward(pre_ids, pre_mask, pre_pos, None)
+
+        # ---- copy each prefix cache once per suffix
+        row_group = [g for g, (_, sufs) in enumerate(groups) for _ in sufs]
+        if row_group != list(range(len(groups))):
+            cache.batch_select_indices(torch.tensor(row_group, device=dev))
+        suffixes = [s for _, sufs in groups for s in sufs]
+        ls = max(len(s) for s in suffixes)
+        n = len(suffixes)
+        suf_ids = torch.full((n, ls), pad, dtype=torch.long)
+        suf_mask = torch.zeros((n, ls), dtype=torch.long)
+        for r, s in enumerate(suffixes):
+            if s:
+                suf_ids[r, ls - len(s):] = torch.tensor(s, dtype=torch.long)
+                suf_mask[r, ls - len(s):] = 1
+        mask = torch.cat([pre_mask[row_group], suf_mask.to(dev)], dim=1)
+        pos_all = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits, cache = self._forward(suf_ids.to(dev), mask, pos_all[:, lp:], cache)
+        last_pos = pos_all[:, -1]
+
+        # ---- greedy decode with early stopping and batch compaction
+        gen: list[list[int]] = [[] for _ in range(n)]
+        active = list(range(n))  # original row index of each live row
+        stop_strings = tuple(s for s in settings.stop_strings if s)
+        stop_chars = {s[-1] for s in stop_strings}
+        tok_text = self._token_texts() if stop_strings else None
+        for _ in range(settings.max_new_tokens):
+            nxt = logits.argmax(-1)
+            nxt_list = nxt.tolist()
+            keep: list[int] = []
+            for j, tok in enumerate(nxt_list):
+                row = active[j]
+                gen[row].append(tok)
+                done = tok in self.eos_ids
+                if not done and tok_text is not None and tok < len(tok_text):
+                    piece = tok_text[tok]
+                    if any(c in piece for c in stop_chars):
+                        text = self.tokenizer.decode(gen[row][-8:])
+                        done = any(s in text for s in stop_strings)
+                if not done:
+                    keep.append(j)
+            if not keep or len(gen[active[keep[0]]]) >= settings.max_new_tokens:
+                break
+            if len(keep) < len(active):
+                idx = torch.tensor(keep, device=dev)
+                cache.batch_select_indices(idx)
+                mask, last_pos, nxt = mask[idx], last_pos[idx], nxt[idx]
+                active = [active[j] for j in keep]
+            mask = torch.cat([mask, torch.ones((len(active), 1), dtype=mask.dtype, device=dev)], dim=1)
+            last_pos = last_pos + 1
+            logits, cache = self._forward(nxt[:, None], mask, last_pos[:, None], cache)
+
+        out: list[list[list[int]]] = []
+        r = 0
+        for _, sufs in groups:
+            out.append(gen[r : r + len(sufs)])
+            r += len(sufs)
+        return out

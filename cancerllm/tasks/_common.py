@@ -1,0 +1,75 @@
+"""Shared input handling for the task objects: validation, truncation, chunking and batch inputs."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ..errors import InputError
+
+__all__ = ["TruncationWarning", "as_text_list", "check_text", "split_tokens"]
+
+
+class TruncationWarning(UserWarning):
+    """An input was longer than the model's input limit and was cut (the warning says how much, never what)."""
+
+
+def check_text(text: Any, where: str) -> str:
+    """Validate one input text; ``where`` names it in the error (e.g. ``"row 3"``), never its content."""
+    if not isinstance(text, str):
+        raise InputError(f"{where}: expected a string, got {type(text).__name__}")
+    if not text.strip():
+        raise InputError(f"{where}: the text is empty or whitespace only; drop the row or supply the report text")
+    if "\x00" in text:
+        raise InputError(f"{where}: the text contains NUL bytes; decode the file correctly before extraction")
+    return text
+
+
+def as_text_list(texts: Any, column: str | None) -> tuple[list[Any], list[str] | None]:
+    """Accept a list of strings, a pandas Series, or a DataFrame plus ``column``; return (texts, ids)."""
+    ids = None
+    if hasattr(texts, "columns"):  # DataFrame
+        if column is None:
+            raise InputError("pass column=<name of the text column> when giving a DataFrame")
+        if column not in texts.columns:
+            raise InputError(f"column {column!r} not in the DataFrame; columns are: {', '.join(map(str, texts.columns))}")
+        ids = [str(i) for i in texts.index]
+        return list(texts[column]), ids
+    if hasattr(texts, "index") and hasattr(texts, "tolist") and not isinstance(texts, (list, tuple)):
+        ids = [str(i) for i in texts.index]
+        return list(texts.tolist()), ids
+    if isinstance(texts, str):
+        raise InputError("expected a list of texts; for a single text use extract()/generate()")
+    if not isinstance(texts, Iterable):
+        raise InputError(f"expected a list of texts, got {type(texts).__name__}")
+    return list(texts), ids
+
+
+def split_tokens(ids: Sequence[int], budget: int, overlap: int) -> list[tuple[int, int]]:
+    """Windows ``[start, end)`` of at most ``budget`` tokens covering ``ids``, consecutive windows sharing
+    ``overlap`` tokens."""
+    if budget <= 0:
+        raise InputError("the prompt template alone exceeds max_input_tokens; raise max_input_tokens")
+    n = len(ids)
+    if n <= budget:
+        return [(0, n)]
+    overlap = max(0, min(overlap, budget // 2))
+    step = budget - overlap
+    spans = []
+    start = 0
+    while True:
+        end = min(start + budget, n)
+        spans.append((start, end))
+        if end >= n:
+            return spans
+        start += step
+
+
+def warn_truncated(where: str, before: int, after: int, limit: int) -> None:
+    warnings.warn(
+        f"{where}: input truncated from {before:,} to {after:,} report tokens to fit max_input_tokens={limit:,}; "
+        f"{before - after:,} tokens at the end of the report were not seen by the model",
+        TruncationWarning,
+        stacklevel=3,
+    )

@@ -1,0 +1,107 @@
+"""``DiagnosisGenerator``: a cancer diagnosis in words from a clinical note or report."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .._constants import DIAGNOSIS_MAX_NEW_TOKENS
+from ..engine.base import GenerationSettings, PromptGroup
+from ..errors import InputError
+from ..schema import DIAGNOSIS_INSTRUCTION, ClinicalNote, Diagnosis, Example
+from ._common import as_text_list, check_text, warn_truncated
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..model import CancerLLM
+
+__all__ = ["DiagnosisGenerator", "clean_diagnosis"]
+
+
+def clean_diagnosis(raw: str) -> str:
+    """The answer part of a generated diagnosis: braces removed, cut at a following ``###`` section."""
+    text = raw.split("###", 1)[0].strip()
+    if text.startswith("{") and "}" in text:
+        text = text[1 : text.index("}")]
+    return " ".join(text.strip().strip("{}").split())
+
+
+class DiagnosisGenerator:
+    """Generate diagnoses with a :class:`~cancerllm.model.CancerLLM`.
+
+    Args:
+        model: the loaded model.
+        max_new_tokens: the paper's 500 by default.
+        batch_size: notes decoded together.
+        progress: show a progress bar in ``generate_many``.
+
+    Inputs longer than the model's input limit are truncated with a :class:`TruncationWarning`.
+    """
+
+    def __init__(
+        self,
+        model: CancerLLM,
+        *,
+        max_new_tokens: int = DIAGNOSIS_MAX_NEW_TOKENS,
+        batch_size: int = 8,
+        progress: bool = True,
+        instruction: str = DIAGNOSIS_INSTRUCTION,
+    ) -> None:
+        self.model = model
+        self.max_new_tokens = int(max_new_tokens)
+        self.batch_size = int(batch_size)
+        self.progress = progress
+        self.instruction = instruction
+
+    @staticmethod
+    def _context(note: ClinicalNote | str, where: str) -> str:
+        if isinstance(note, ClinicalNote):
+            if note.is_empty():
+                raise InputError(f"{where}: the clinical note has no text in any section")
+            return note.to_context()
+        return check_text(note, where)
+
+    def _group(self, context: str, where: str) -> PromptGroup:
+        builder = self.model.prompt_builder
+        tok = self.model.tokenizer
+        empty = builder.encode(Example(instruction=self.instruction, context="x"))
+        budget = self.model.max_input_tokens - len(empty.prompt_ids) + 1
+        ids = tok(context, add_special_tokens=False)["input_ids"]
+        if len(ids) > budget:
+            warn_truncated(where, len(ids), budget, self.model.max_input_tokens)
+            context = tok.decode(ids[:budget])
+        enc = builder.encode(Example(instruction=self.instruction, context=context))
+        return PromptGroup(enc.prefix_ids, [enc.suffix_ids])
+
+    def generate(self, note: ClinicalNote | str) -> Diagnosis:
+        """The diagnosis of one note (a :class:`ClinicalNote` or plain text)."""
+        return self._run([self._context(note, "note")], None, progress=False)[0]
+
+    def generate_many(self, notes: Any, *, column: str | None = None, as_dataframe: bool | None = None,
+                      progress: bool | None = None) -> Any:
+        """Diagnoses of many notes (list, Series, or DataFrame + ``column``); a DataFrame with a
+        ``diagnosis`` column for pandas input, else a list of :class:`Diagnosis`."""
+        items, ids = as_text_list(notes, column)
+        ctx = [self._context(n, f"row {ids[i] if ids else i}") for i, n in enumerate(items)]
+        results = self._run(ctx, ids, progress=self.progress if progress is None else progress)
+        if as_dataframe is None:
+            as_dataframe = ids is not None
+        if not as_dataframe:
+            return results
+        from .._optional import require
+
+        pd = require("pandas", feature="DataFrame output")
+        frame = pd.DataFrame({"diagnosis": [r.text for r in results]})
+        if ids is not None:
+            frame.index = notes.index
+        return frame
+
+    def _run(self, contexts: list[str], ids: list[str] | None, *, progress: bool) -> list[Diagnosis]:
+        names = [f"row {ids[i] if ids else i}" for i in range(len(contexts))] if len(contexts) > 1 else ["note"]
+        groups = [self._group(c, names[i]) for i, c in enumerate(contexts)]
+        settings = GenerationSettings(self.max_new_tokens, (), self.batch_size)
+        outs = self.model.engine.generate_groups(groups, settings, progress=progress)
+        tok = self.model.tokenizer
+        res = []
+        for i, seqs in enumerate(outs):
+            raw = tok.decode(seqs[0], skip_special_tokens=True)
+            res.append(Diagnosis(text=clean_diagnosis(raw), raw=raw, id=ids[i] if ids else None))
+        return res

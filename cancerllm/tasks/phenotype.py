@@ -1,0 +1,163 @@
+"""``PhenotypeExtractor``: the eight cancer phenotypes (and your own questions) from report text."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._constants import PHENOTYPE_MAX_NEW_TOKENS
+from ..engine.base import GenerationSettings, PromptGroup
+from ..prompts import parse_answer
+from ..schema import PHENOTYPE_INSTRUCTION, Example, PhenotypeQuestion, PhenotypeResult, resolve_phenotypes
+from ._common import as_text_list, check_text, split_tokens, warn_truncated
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..model import CancerLLM
+
+__all__ = ["PhenotypeExtractor"]
+
+
+class PhenotypeExtractor:
+    """Extract cancer phenotypes with a :class:`~cancerllm.model.CancerLLM`.
+
+    Every question about one report reuses a single encoding of the report (prefix KV cache), reports are
+    batched, and a report longer than the input limit is split into overlapping chunks whose answers are
+    merged (``chunking=False`` truncates instead, with a :class:`TruncationWarning`).
+
+    Args:
+        model: the loaded model.
+        phenotypes: names, :class:`~cancerllm.schema.Phenotype` members or
+            :class:`~cancerllm.schema.PhenotypeQuestion` objects; all eight when None.
+        batch_size: sequences decoded together (a report with 8 questions counts 8).
+        max_new_tokens: the paper's 50 by default.
+        chunking: split long reports (True) or truncate them (False).
+        chunk_overlap: tokens shared by consecutive chunks.
+        progress: show a progress bar in ``extract_many``.
+
+    Example:
+        >>> extractor = CancerLLM.from_pretrained().phenotype_extractor(["stage", "grade"])  # doctest: +SKIP
+        >>> extractor.extract("... G3 ... pT2 N0 ...").grade                                 # doctest: +SKIP
+        ['G3']
+    """
+
+    def __init__(
+        self,
+        model: CancerLLM,
+        *,
+        phenotypes: Any = None,
+        batch_size: int = 32,
+        max_new_tokens: int = PHENOTYPE_MAX_NEW_TOKENS,
+        chunking: bool = True,
+        chunk_overlap: int = 64,
+        progress: bool = True,
+        instruction: str = PHENOTYPE_INSTRUCTION,
+    ) -> None:
+        self.model = model
+        self.questions: list[PhenotypeQuestion] = resolve_phenotypes(phenotypes)
+        self.batch_size = int(batch_size)
+        self.max_new_tokens = int(max_new_tokens)
+        self.chunking = chunking
+        self.chunk_overlap = int(chunk_overlap)
+        self.progress = progress
+        self.instruction = instruction
+
+    # ----------------------------------------------------------------------------------- prompts
+    def _example(self, context: str, q: PhenotypeQuestion) -> Example:
+        return Example(instruction=self.instruction, context=context, question=q.question)
+
+    def _chunks(self, text: str, questions: Sequence[PhenotypeQuestion], where: str) -> list[str]:
+        builder = self.model.prompt_builder
+        tok = self.model.tokenizer
+        overhead = len(builder.encode(self._example("", questions[0])).prefix_ids)
+        longest_q = max(len(builder.encode(self._example("", q)).suffix_ids) for q in questions)
+        budget = self.model.max_input_tokens - overhead - longest_q
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        if len(ids) <= budget:
+            return [text]
+        if not self.chunking:
+            warn_truncated(where, len(ids), budget, self.model.max_input_tokens)
+            return [tok.decode(ids[:budget])]
+        return [tok.decode(ids[s:e]) for s, e in split_tokens(ids, budget, self.chunk_overlap)]
+
+    def build_groups(
+        self, texts: Sequence[str], questions: Sequence[PhenotypeQuestion], names: Sequence[str]
+    ) -> tuple[list[PromptGroup], list[int]]:
+        """Prompt groups (one per chunk) and, for each group, the index of its text."""
+        builder = self.model.prompt_builder
+        groups: list[PromptGroup] = []
+        owner: list[int] = []
+        for i, text in enumerate(texts):
+            for chunk in self._chunks(text, questions, names[i]):
+                first = builder.encode(self._example(chunk, questions[0]))
+                sufs = [first.suffix_ids] + [
+                    builder.encode(self._example(chunk, q), prefix_ids=first.prefix_ids).suffix_ids
+                    for q in questions[1:]
+                ]
+                groups.append(PromptGroup(first.prefix_ids, sufs))
+                owner.append(i)
+        return groups, owner
+
+    # ----------------------------------------------------------------------------------- API
+    def extract(self, text: str, phenotypes: Any = None) -> PhenotypeResult:
+        """Phenotypes of one text; fields not asked or answered "Not relevant" are None."""
+        return self._run([check_text(text, "text")], phenotypes, ids=None, progress=False)[0]
+
+    def extract_many(
+        self,
+        texts: Any,
+        *,
+        column: str | None = None,
+        phenotypes: Any = None,
+        batch_size: int | None = None,
+        as_dataframe: bool | None = None,
+        progress: bool | None = None,
+    ) -> Any:
+        """Phenotypes of many texts: a list of strings, a pandas Series, or a DataFrame with ``column``.
+
+        Returns a DataFrame (one row per input, one column per phenotype, index kept) when the input is
+        pandas or ``as_dataframe=True``; otherwise a list of :class:`PhenotypeResult`.
+        """
+        items, ids = as_text_list(texts, column)
+        names = [f"row {ids[i] if ids else i}" for i in range(len(items))]
+        checked = [check_text(t, names[i]) for i, t in enumerate(items)]
+        results = self._run(
+            checked, phenotypes, ids=ids, progress=self.progress if progress is None else progress,
+            batch_size=batch_size,
+        )
+        if as_dataframe is None:
+            as_dataframe = ids is not None
+        if not as_dataframe:
+            return results
+        from .._optional import require
+
+        pd = require("pandas", feature="DataFrame output")
+        qs = resolve_phenotypes(phenotypes) if phenotypes is not None else self.questions
+        cols = [q.name for q in qs]
+        frame = pd.DataFrame([r.as_dict(cols) for r in results], columns=cols)
+        if ids is not None:
+            frame.index = texts.index
+        return frame
+
+    def _run(
+        self, texts: list[str], phenotypes: Any, *, ids: list[str] | None, progress: bool, batch_size: int | None = None
+    ) -> list[PhenotypeResult]:
+        questions = resolve_phenotypes(phenotypes) if phenotypes is not None else self.questions
+        names = [f"row {ids[i] if ids else i}" for i in range(len(texts))] if len(texts) > 1 else ["text"]
+        groups, owner = self.build_groups(texts, questions, names)
+        settings = GenerationSettings(self.max_new_tokens, ("}",), batch_size or self.batch_size)
+        outs = self.model.engine.generate_groups(groups, settings, progress=progress)
+        tok = self.model.tokenizer
+        results = [PhenotypeResult(id=ids[i] if ids else None) for i in range(len(texts))]
+        merged: list[dict[str, list[str]]] = [{} for _ in texts]
+        for g, seqs in zip(owner, outs):
+            for q, seq in zip(questions, seqs):
+                raw = tok.decode(seq, skip_special_tokens=True)
+                res = results[g]
+                res.raw[q.name] = raw if q.name not in res.raw else res.raw[q.name] + " | " + raw
+                bucket = merged[g].setdefault(q.name, [])
+                seen = {x.lower() for x in bucket}
+                bucket.extend(x for x in parse_answer(raw) if x.lower() not in seen)
+        for res, answers in zip(results, merged):
+            for q in questions:
+                res.set(q.name, answers.get(q.name) or None)
+        return results
