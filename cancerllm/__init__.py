@@ -62,13 +62,11 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "DIAGNOSIS_INSTRUCTION",
-    "NOT_RELEVANT",
-    "PHENOTYPE_INSTRUCTION",
     "CancerLLM",
     "CancerLLMError",
     "ClinicalNote",
     "ConfigError",
+    "DIAGNOSIS_INSTRUCTION",
     "DataFormatError",
     "Diagnosis",
     "DiagnosisGenerator",
@@ -76,6 +74,8 @@ __all__ = [
     "InputError",
     "MissingDependencyError",
     "ModelLoadError",
+    "NOT_RELEVANT",
+    "PHENOTYPE_INSTRUCTION",
     "Phenotype",
     "PhenotypeExtractor",
     "PhenotypeQuestion",

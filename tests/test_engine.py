@@ -1,0 +1,99 @@
+"""The generation engine: batching, KV reuse and stopping must not change greedy outputs."""
+
+import pytest
+import torch
+
+from cancerllm.engine.base import GenerationSettings, PromptGroup
+from cancerllm.engine.hf import HFEngine
+
+REPORTS = [
+    "In the text: Invasive ductal carcinoma of the left breast, 2.5 cm, grade 3.",
+    "In the text: Squamous cell carcinoma of the right lung, upper lobe, pT2 pN0, stage IIB, moderately "
+    "differentiated. Margins negative. Lymph nodes 0/12.",
+    "In the text: Adenocarcinoma of the colon.",
+]
+QUESTIONS = [" What is the tumor size in the given context?\n\n### Response:\n",
+             " What is the grade of cancer in the given context?\n\n### Response:\n", " Please"]
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_llm):
+    return HFEngine(tiny_llm.model, tiny_llm.tokenizer)
+
+
+def _ids(tok, text):
+    return tok(text, add_special_tokens=False)["input_ids"]
+
+
+def _reference(model, ids, n):
+    """One prompt at a time, full transformers generate: the official code's way."""
+    x = torch.tensor([ids])
+    out = model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=n, do_sample=False,
+                         pad_token_id=model.generation_config.pad_token_id)
+    return out[0, x.shape[1]:].tolist()
+
+
+def test_kv_reuse_and_left_padded_batching_equal_one_by_one_generate(engine, tiny_llm):
+    tok, model = tiny_llm.tokenizer, tiny_llm.model
+    groups = [PromptGroup(_ids(tok, r), [_ids(tok, q) for q in QUESTIONS]) for r in REPORTS]
+    out = engine.generate_groups(groups, GenerationSettings(max_new_tokens=12, batch_size=16))
+    for g, r in enumerate(REPORTS):
+        for s, q in enumerate(QUESTIONS):
+            assert out[g][s] == _reference(model, _ids(tok, r) + _ids(tok, q), 12), (g, s)
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 5, 64])
+def test_batch_size_does_not_change_outputs(engine, tiny_llm, batch_size):
+    tok = tiny_llm.tokenizer
+    groups = [PromptGroup(_ids(tok, r), [_ids(tok, q) for q in QUESTIONS[:2]]) for r in REPORTS]
+    ref = engine.generate_groups(groups, GenerationSettings(max_new_tokens=8, batch_size=64))
+    assert engine.generate_groups(groups, GenerationSettings(max_new_tokens=8, batch_size=batch_size)) == ref
+
+
+def test_plain_prompts_and_result_order(engine, tiny_llm):
+    tok, model = tiny_llm.tokenizer, tiny_llm.model
+    prompts = [_ids(tok, r + QUESTIONS[0]) for r in REPORTS]
+    out = engine.generate_groups([PromptGroup(p, [[]]) for p in prompts], GenerationSettings(max_new_tokens=6))
+    assert [o[0] for o in out] == [_reference(model, p, 6) for p in prompts]
+
+
+def test_stops_at_eos(tiny_llm):
+    tok, model = tiny_llm.tokenizer, tiny_llm.model
+    prompt = _ids(tok, REPORTS[0] + QUESTIONS[0])
+    full = _reference(model, prompt, 10)
+    eng = HFEngine(model, tok)
+    eng.eos_ids = {full[3]}  # pretend the 4th generated token is EOS
+    first = full.index(full[3])
+    out = eng.generate_groups([PromptGroup(prompt, [[]])], GenerationSettings(max_new_tokens=10))
+    assert out[0][0] == full[: first + 1]
+
+
+def test_stops_at_stop_string_per_sequence(engine, tiny_llm):
+    tok, model = tiny_llm.tokenizer, tiny_llm.model
+    prompts = [_ids(tok, r + QUESTIONS[1]) for r in REPORTS]
+    fulls = [_reference(model, p, 10) for p in prompts]
+    stop = tok.decode([fulls[0][2]]).strip() or tok.decode([fulls[0][2]])
+    out = engine.generate_groups([PromptGroup(p, [[]]) for p in prompts],
+                                 GenerationSettings(max_new_tokens=10, stop_strings=(stop,)))
+    for full, o in zip(fulls, out):
+        text = tok.decode(o[0])
+        assert full[: len(o[0])] == o[0]  # a prefix of the unstopped output
+        if stop in tok.decode(full):
+            assert stop in text and stop not in tok.decode(o[0][:-1])
+        else:
+            assert o[0] == full
+    assert len(out[0][0]) <= 3
+
+
+def test_max_new_tokens_is_respected(engine, tiny_llm):
+    tok = tiny_llm.tokenizer
+    out = engine.generate_groups([PromptGroup(_ids(tok, REPORTS[1]), [[]])], GenerationSettings(max_new_tokens=4))
+    assert len(out[0][0]) == 4
+
+
+def test_bad_groups(engine):
+    with pytest.raises(ValueError):
+        engine.generate_groups([PromptGroup([], [[]])], GenerationSettings())
+    with pytest.raises(ValueError):
+        engine.generate_groups([PromptGroup([1, 2], [])], GenerationSettings())
+    assert engine.generate_groups([], GenerationSettings()) == []

@@ -1,0 +1,107 @@
+"""CancerLLM loading and saving: round trips, adapters, quantization, safe loading."""
+
+import json
+
+import pytest
+
+from cancerllm import CancerLLM, ConfigError, ModelLoadError
+from cancerllm._constants import CONFIG_NAME
+
+TEXTS = ["Invasive ductal carcinoma of the left breast, 2.5 cm, grade 3.", "Adenocarcinoma, pT3 N1, G2."]
+
+
+def _answers(llm):
+    ex = llm.phenotype_extractor(["grade", "stage"], max_new_tokens=8, progress=False)
+    return [r.raw for r in ex.extract_many(TEXTS)]
+
+
+def test_round_trip_without_adapter(tiny_llm, tmp_path):
+    out = tiny_llm.save_pretrained(tmp_path / "saved")
+    cfg = json.loads((out / CONFIG_NAME).read_text())
+    assert cfg["adapter"] is False and cfg["prompt"]["style"] == "alpaca" and "transformers" in cfg["versions"]
+    assert list(out.glob("*.safetensors")) and not list(out.glob("*.bin"))
+    again = CancerLLM.from_pretrained(out)
+    assert _answers(again) == _answers(tiny_llm)
+
+
+def _lora_model(base_dir):
+    from peft import LoraConfig, get_peft_model
+
+    llm = CancerLLM.from_pretrained(base_dir)
+    cfg = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    llm.model = get_peft_model(llm.model, cfg).eval()
+    llm._engine = None
+    return llm
+
+
+def test_round_trip_with_adapter(tiny_model_dir, tmp_path):
+    llm = _lora_model(tiny_model_dir)
+    base_answers = _answers(CancerLLM.from_pretrained(tiny_model_dir))
+    with_adapter = _answers(llm)
+    assert with_adapter != base_answers  # the adapter changes the model
+    out = llm.save_pretrained(tmp_path / "adapter")
+    assert (out / "adapter_config.json").is_file() and (out / "adapter_model.safetensors").is_file()
+    assert not (out / "model.safetensors").exists()  # only the adapter is written
+    cfg = json.loads((out / CONFIG_NAME).read_text())
+    assert cfg["adapter"] is True and cfg["base_model"] == str(tiny_model_dir)
+    again = CancerLLM.from_pretrained(out)
+    assert again.has_adapter and _answers(again) == with_adapter
+    # the same adapter given explicitly on top of the base
+    explicit = CancerLLM.from_pretrained(tiny_model_dir, adapter=out)
+    assert _answers(explicit) == with_adapter
+    with pytest.raises(ConfigError):
+        CancerLLM.from_pretrained(out, adapter=out)
+
+
+@pytest.mark.parametrize("quantization", ["8bit", "4bit"])
+def test_quantized_loading_on_cpu(tiny_model_dir, quantization):
+    pytest.importorskip("bitsandbytes")
+    llm = CancerLLM.from_pretrained(tiny_model_dir, quantization=quantization)
+    kinds = {type(m).__name__ for m in llm.model.modules()}
+    assert ("Linear8bitLt" if quantization == "8bit" else "Linear4bit") in kinds
+    res = llm.phenotype_extractor(["grade"], max_new_tokens=4, progress=False).extract(TEXTS[0])
+    assert "grade" in res.raw
+
+
+def test_bad_quantization_value(tiny_model_dir):
+    with pytest.raises(ConfigError):
+        CancerLLM.from_pretrained(tiny_model_dir, quantization="3bit")
+
+
+def test_pickled_checkpoints_are_refused_unless_allowed(tiny_model_copy):
+    import torch
+    from safetensors.torch import load_file
+
+    st = tiny_model_copy / "model.safetensors"
+    torch.save(load_file(st), tiny_model_copy / "pytorch_model.bin")
+    st.unlink()
+    with pytest.raises(ModelLoadError, match="pickled"):
+        CancerLLM.from_pretrained(tiny_model_copy)
+    assert CancerLLM.from_pretrained(tiny_model_copy, allow_pickle=True).model is not None
+
+
+def test_missing_model_gives_model_load_error(tmp_path):
+    with pytest.raises(ModelLoadError):
+        CancerLLM.from_pretrained(tmp_path / "nowhere")
+
+
+def test_trust_remote_code_stays_off(tiny_model_dir, monkeypatch):
+    import transformers
+
+    seen = {}
+    real = transformers.AutoModelForCausalLM.from_pretrained
+
+    def spy(*a, **kw):
+        seen.update(kw)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", spy)
+    CancerLLM.from_pretrained(tiny_model_dir)
+    assert seen["trust_remote_code"] is False and seen["local_files_only"] is True
+
+
+def test_generate_raw_prompts(tiny_llm):
+    outs = tiny_llm.generate(["Hello", "In the text:"], max_new_tokens=3)
+    assert len(outs) == 2 and all(isinstance(o, str) for o in outs)
+    with pytest.raises(Exception):
+        tiny_llm.generate("Hello")

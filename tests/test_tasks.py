@@ -1,0 +1,145 @@
+"""PhenotypeExtractor and DiagnosisGenerator on tiny models and on a scripted engine."""
+
+import re
+import warnings
+
+import pandas as pd
+import pytest
+
+from cancerllm import CancerLLM, ClinicalNote, Diagnosis, InputError, PhenotypeQuestion, PhenotypeResult
+from cancerllm.engine.base import Engine
+from cancerllm.tasks._common import TruncationWarning, split_tokens
+
+
+class ScriptedEngine(Engine):
+    """Answers from the prompt text: a laterality word seen in the chunk, the grade 'G<d>' seen, ..."""
+
+    def __init__(self, tok):
+        self.tok = tok
+        self.calls = []
+
+    def generate_groups(self, groups, settings, *, progress=False):
+        out = []
+        for g in groups:
+            prefix = self.tok.decode(g.prefix_ids)
+            self.calls.append((prefix, len(g.suffix_ids)))
+            seqs = []
+            for s in g.suffix_ids:
+                q = self.tok.decode(s)
+                if "laterality" in q:
+                    words = [w for w in ("left", "right") if w in prefix]
+                    ans = "{" + ", ".join(words) + "}" if words else "Not relevant"
+                elif "grade" in q:
+                    ans = "{" + ", ".join(re.findall(r"G\d", prefix)) + "}" + " trailing chatter"
+                else:
+                    ans = "Not relevant"
+                seqs.append(self.tok(ans, add_special_tokens=False)["input_ids"])
+            out.append(seqs)
+        return out
+
+
+@pytest.fixture
+def scripted(tiny_model_dir):
+    llm = CancerLLM.from_pretrained(tiny_model_dir)
+    llm._engine = ScriptedEngine(llm.tokenizer)
+    return llm
+
+
+def test_extract_returns_typed_result(scripted):
+    r = scripted.phenotype_extractor().extract("Tumor of the left breast, G3.")
+    assert isinstance(r, PhenotypeResult)
+    assert r.laterality == ["left"] and r.grade == ["G3"] and r.stage is None and r.receptors is None
+    assert set(r.raw) == {"tumor_size", "histological_type", "receptors", "receptor_status", "laterality", "stage",
+                          "tumor_location", "grade"}
+    # one group (one encoding of the report) with the eight questions
+    assert scripted.engine.calls == [(scripted.engine.calls[0][0], 8)]
+
+
+def test_custom_question_and_subset(scripted):
+    q = PhenotypeQuestion(name="side", question="Please identify the value of tumor laterality, again.")
+    r = scripted.phenotype_extractor(["grade", q]).extract("right kidney, G2")
+    assert r.grade == ["G2"] and r.custom == {"side": ["right"]} and r.laterality is None
+
+
+def test_long_reports_are_chunked_and_answers_merged(scripted):
+    scripted.max_input_tokens = 260
+    text = "left breast lesion G1. " + "filler words about margins and nodes. " * 60 + "right side also G3."
+    ex = scripted.phenotype_extractor(["laterality", "grade"], chunk_overlap=8)
+    r = ex.extract(text)
+    assert len(scripted.engine.calls) > 1  # several chunks
+    assert r.laterality == ["left", "right"] and r.grade == ["G1", "G3"]
+    for prefix, _ in scripted.engine.calls:
+        assert len(scripted.tokenizer(prefix)["input_ids"]) <= 260
+
+
+def test_truncation_warns_without_leaking_text(scripted):
+    scripted.max_input_tokens = 200
+    secret = "CANARY-PATIENT-NAME"
+    text = f"{secret} left. " + "filler words about margins and nodes. " * 60 + "right G3."
+    with pytest.warns(TruncationWarning, match=r"truncated from [\d,]+ to [\d,]+") as rec:
+        r = scripted.phenotype_extractor(["laterality"], chunking=False).extract(text)
+    assert r.laterality == ["left"]  # the end of the report was cut
+    assert all(secret not in str(w.message) for w in rec)
+
+
+def test_short_inputs_do_not_warn(scripted):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scripted.phenotype_extractor(["grade"]).extract("G2")
+
+
+def test_extract_many_dataframe_in_and_out(scripted):
+    df = pd.DataFrame({"report": ["left G1", "right G2", "no side"]}, index=["a", "b", "c"])
+    out = scripted.phenotype_extractor(["laterality", "grade"]).extract_many(df, column="report", progress=False)
+    assert list(out.columns) == ["laterality", "grade"] and list(out.index) == ["a", "b", "c"]
+    assert out.loc["b", "laterality"] == ["right"] and out.loc["c", "laterality"] is None
+    lst = scripted.phenotype_extractor(["grade"]).extract_many(["G1", "G4"], progress=False)
+    assert [r.grade for r in lst] == [["G1"], ["G4"]]
+    series_out = scripted.phenotype_extractor(["grade"]).extract_many(df["report"], progress=False)
+    assert list(series_out["grade"]) == [["G1"], ["G2"], None]
+
+
+@pytest.mark.parametrize("bad, match", [("", "empty"), ("   \n", "empty"), (None, "expected a string"), (3, "string")])
+def test_bad_texts_name_the_row(scripted, bad, match):
+    with pytest.raises(InputError, match=match) as e:
+        scripted.phenotype_extractor(["grade"]).extract_many(["G1", bad], progress=False)
+    assert "row 1" in str(e.value)
+
+
+def test_dataframe_wrong_column(scripted):
+    df = pd.DataFrame({"text": ["G1"]})
+    with pytest.raises(InputError, match="column 'report' not in the DataFrame; columns are: text"):
+        scripted.phenotype_extractor().extract_many(df, column="report")
+
+
+def test_split_tokens_windows():
+    assert split_tokens(list(range(10)), 4, 1) == [(0, 4), (3, 7), (6, 10)]
+    assert split_tokens(list(range(3)), 4, 1) == [(0, 3)]
+    with pytest.raises(InputError):
+        split_tokens([1], 0, 0)
+
+
+def test_real_engine_extract_and_diagnosis(tiny_llm):
+    r = tiny_llm.phenotype_extractor(["grade", "stage"], max_new_tokens=5).extract("left breast G3")
+    assert set(r.raw) == {"grade", "stage"}
+    d = tiny_llm.diagnosis_generator(max_new_tokens=5).generate(ClinicalNote(reason_for_visit="cough"))
+    assert isinstance(d, Diagnosis) and d.raw
+
+
+def test_diagnosis_many_and_truncation(tiny_model_dir):
+    llm = CancerLLM.from_pretrained(tiny_model_dir, max_input_tokens=120)
+    gen = llm.diagnosis_generator(max_new_tokens=3)
+    with pytest.warns(TruncationWarning):
+        out = gen.generate_many(["lung mass " * 200, "short note"], progress=False)
+    assert len(out) == 2 and all(isinstance(d, Diagnosis) for d in out)
+    df = gen.generate_many(pd.DataFrame({"note": ["a", "b"]}), column="note", progress=False)
+    assert list(df.columns) == ["diagnosis"] and len(df) == 2
+    with pytest.raises(InputError, match="no text"):
+        gen.generate(ClinicalNote())
+
+
+def test_clean_diagnosis():
+    from cancerllm.tasks.diagnosis import clean_diagnosis
+
+    assert clean_diagnosis("{lung cancer} more") == "lung cancer"
+    assert clean_diagnosis(" breast  cancer\n### Instruction: x") == "breast cancer"
