@@ -73,7 +73,8 @@ DEFAULT_ENTITY_TO_PHENOTYPE: dict[str, Phenotype] = {
         Phenotype.RECEPTORS,
     ),
     **dict.fromkeys(
-        ["receptor_status", "hormone_receptor_status", "hr_status", "receptor_result"], Phenotype.RECEPTOR_STATUS
+        ["receptor_status", "hormone_receptor_status", "hr_status", "receptor_result"],
+        Phenotype.RECEPTOR_STATUS,
     ),
     **dict.fromkeys(["laterality", "tumor_laterality", "tumour_laterality", "side"], Phenotype.LATERALITY),
     **dict.fromkeys(
@@ -106,6 +107,25 @@ _SEP_RE = re.compile(r"[\s\-./]+")
 def normalize_entity_type(name: str) -> str:
     """Normalise an entity type for lookup: ``"Tumor-Size"`` / ``"tumor size"`` -> ``"tumor_size"``."""
     return _SEP_RE.sub("_", name.strip().lower()).strip("_")
+
+
+def _phenotype_list(phenotypes: Iterable[Phenotype | str] | None) -> list[Phenotype]:
+    """The requested built-in phenotypes (all eight when None), in the order given."""
+    if phenotypes is None:
+        return list(Phenotype)
+    if isinstance(phenotypes, (str, Phenotype)):
+        phenotypes = [phenotypes]
+    out: list[Phenotype] = []
+    for p in phenotypes:
+        try:
+            ph = p if isinstance(p, Phenotype) else Phenotype(normalize_entity_type(p))
+        except ValueError:
+            raise InputError(
+                f"unknown phenotype {p!r}; use one of: {', '.join(x.value for x in Phenotype)}"
+            ) from None
+        if ph not in out:
+            out.append(ph)
+    return out
 
 
 def _resolve_mapping(
@@ -158,7 +178,9 @@ def _bio_lines(path_or_lines: PathLike | Iterable[str]) -> tuple[str | None, lis
     lines: list[str] = []
     for ln in path_or_lines:
         if not isinstance(ln, str):
-            raise InputError(f"bio_to_examples expects a path or lines of text, got a {type(ln).__name__} line")
+            raise InputError(
+                f"bio_to_examples expects a path or lines of text, got a {type(ln).__name__} line"
+            )
         lines.extend(ln.splitlines() or [""])
     return None, lines
 
@@ -307,8 +329,7 @@ def bio_to_examples(
     if unknown not in ("raise", "ignore"):
         raise InputError(f"unknown={unknown!r}; use 'raise' or 'ignore'")
     mapping = _resolve_mapping(entity_to_phenotype)
-    wanted = list(Phenotype) if phenotypes is None else [Phenotype(
-        p.value if isinstance(p, Phenotype) else normalize_entity_type(p)) for p in phenotypes]
+    wanted = _phenotype_list(phenotypes)
     path, lines = _bio_lines(path_or_lines)
     sentences = _collect(path, lines, strict=strict)
 
@@ -467,8 +488,7 @@ def tcga_to_phenotype_examples(
     Returns:
         The examples, record by record, phenotypes in :class:`~cancerllm.schema.Phenotype` order.
     """
-    wanted = list(Phenotype) if phenotypes is None else [Phenotype(
-        p.value if isinstance(p, Phenotype) else normalize_entity_type(p)) for p in phenotypes]
+    wanted = _phenotype_list(phenotypes)
     receptor_types = {c.upper() for c in receptor_cancer_types}
     out: list[Example] = []
     for raw in records:
@@ -478,7 +498,9 @@ def tcga_to_phenotype_examples(
             items = fn(rec)
             if items is None:
                 receptor_q = ph in (Phenotype.RECEPTORS, Phenotype.RECEPTOR_STATUS)
-                if not (receptor_q and include_not_relevant and rec.cancer_type.upper() not in receptor_types):
+                if not (
+                    receptor_q and include_not_relevant and rec.cancer_type.upper() not in receptor_types
+                ):
                     continue
             out.append(
                 Example(
@@ -552,7 +574,10 @@ def tcga_to_diagnosis_examples(
                     "target": target,
                     "patient_id": rec.patient_id,
                     "cancer_type": rec.cancer_type,
-                    **{k: rec.label(k) for k in ("icd_10", "icd_o_3_histology", "icd_o_3_site", "histology", "site")},
+                    **{
+                        k: rec.label(k)
+                        for k in ("icd_10", "icd_o_3_histology", "icd_o_3_site", "histology", "site")
+                    },
                 },
             )
         )

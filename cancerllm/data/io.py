@@ -258,7 +258,9 @@ def _iter_json_array(path: PathLike) -> Iterator[tuple[int, Any]]:
         try:
             value, end = decoder.raw_decode(text, i)
         except json.JSONDecodeError as exc:
-            raise DataFormatError(f"malformed JSON at column {exc.colno}: {exc.msg}", path=p, line=exc.lineno) from None
+            raise DataFormatError(
+                f"malformed JSON at column {exc.colno}: {exc.msg}", path=p, line=exc.lineno
+            ) from None
         yield line_of(i), value
         i = skip_ws(end)
         if i < n and text[i] == ",":
@@ -269,7 +271,9 @@ def _iter_json_array(path: PathLike) -> Iterator[tuple[int, Any]]:
             if i < n:
                 raise DataFormatError("unexpected data after the JSON array", path=p, line=line_of(i))
             return
-        raise DataFormatError("malformed JSON: expected ',' or ']' after an array element", path=p, line=line_of(i))
+        raise DataFormatError(
+            "malformed JSON: expected ',' or ']' after an array element", path=p, line=line_of(i)
+        )
 
 
 def _write_json(records: Iterable[Mapping[str, Any]], path: PathLike) -> Path:
@@ -316,12 +320,14 @@ def _iter_csv(path: PathLike) -> tuple[list[str], Iterator[tuple[int, dict[str, 
                     path=p,
                     line=start,
                 )
-            yield start, dict(zip(header, row))
+            yield start, dict(zip(header, row, strict=True))
 
     return header, rows()
 
 
-def _write_csv(records: Sequence[Mapping[str, Any]], path: PathLike, fields: Sequence[str] | None = None) -> Path:
+def _write_csv(
+    records: Sequence[Mapping[str, Any]], path: PathLike, fields: Sequence[str] | None = None
+) -> Path:
     if fields is None:
         cols: list[str] = []
         for r in records:
@@ -456,7 +462,9 @@ def read_examples(source: PathLike | pd.DataFrame, *, format: str | None = None)
     if not isinstance(source, (str, os.PathLike)) and type(source).__name__ == "DataFrame":
         return examples_from_dataframe(source)
     if not isinstance(source, (str, os.PathLike)):
-        raise InputError(f"read_examples expects a file path or a pandas DataFrame, got {type(source).__name__}")
+        raise InputError(
+            f"read_examples expects a file path or a pandas DataFrame, got {type(source).__name__}"
+        )
     fmt = infer_format(source, format)
     p = os.fspath(source)
     if fmt == "csv":
@@ -542,7 +550,7 @@ def examples_from_dataframe(df: pd.DataFrame) -> list[Example]:
             f"{', '.join(_REQUIRED_FIELDS)}; allowed: {', '.join(EXAMPLE_FIELDS)}"
         )
     out = []
-    for pos, (label, row) in enumerate(zip(df.index, df.to_dict(orient="records"))):
+    for pos, (label, row) in enumerate(zip(df.index, df.to_dict(orient="records"), strict=True)):
         rec: dict[str, Any] = {}
         for key, val in row.items():
             key = str(key)
@@ -554,12 +562,16 @@ def examples_from_dataframe(df: pd.DataFrame) -> list[Example]:
                 try:
                     val = json.loads(val) if val.strip() else {}
                 except json.JSONDecodeError as exc:
-                    raise DataFormatError(f"DataFrame row {pos} (index {label!r}): meta is not JSON ({exc.msg})") from None
+                    raise DataFormatError(
+                        f"DataFrame row {pos} (index {label!r}): meta is not JSON ({exc.msg})"
+                    ) from None
             rec[key] = val
         try:
             out.append(Example.model_validate(rec))
         except ValidationError as exc:
-            raise DataFormatError(f"DataFrame row {pos} (index {label!r}): invalid example: {_describe_validation(exc)}") from None
+            raise DataFormatError(
+                f"DataFrame row {pos} (index {label!r}): invalid example: {_describe_validation(exc)}"
+            ) from None
     return out
 
 
@@ -594,7 +606,8 @@ class TCGARecord(BaseModel):
     def _numbers_as_text(cls, v: Any) -> Any:
         if isinstance(v, Mapping):
             return {
-                k: (str(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else x) for k, x in v.items()
+                k: (str(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else x)
+                for k, x in v.items()
             }
         return v
 

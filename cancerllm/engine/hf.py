@@ -19,6 +19,7 @@ import inspect
 from collections.abc import Sequence
 from typing import Any
 
+from ._cache import make_cache
 from .base import Engine, GenerationSettings, PromptGroup
 
 __all__ = ["HFEngine"]
@@ -45,6 +46,8 @@ class HFEngine(Engine):
             "num_logits_to_keep" if "num_logits_to_keep" in params else None
         )
         self._tok_text: list[str] | None = None
+        #: write the KV cache into preallocated buffers instead of concatenating every step
+        self.growable_cache = True
 
     # ------------------------------------------------------------------------------------------ utils
     @property
@@ -146,7 +149,8 @@ class HFEngine(Engine):
             pre_mask[r, lp - len(p):] = 1
         pre_ids, pre_mask = pre_ids.to(dev), pre_mask.to(dev)
         pre_pos = (pre_mask.cumsum(-1) - 1).clamp(min=0)
-        _, cache = self._forward(pre_ids, pre_mask, pre_pos, None)
+        reserve = max(len(s) for _, sufs in groups for s in sufs) + settings.max_new_tokens
+        _, cache = self._forward(pre_ids, pre_mask, pre_pos, make_cache(reserve) if self.growable_cache else None)
 
         # ---- copy each prefix cache once per suffix
         row_group = [g for g, (_, sufs) in enumerate(groups) for _ in sufs]

@@ -9,12 +9,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..errors import InputError
+
 __all__ = [
-    "METRIC_LABELS",
-    "TABLE_COLUMNS",
     "EvaluationResult",
+    "METRIC_LABELS",
     "Scores",
     "SetScores",
+    "TABLE_COLUMNS",
 ]
 
 #: Result field -> column label of the paper's tables, in the paper's order.
@@ -104,8 +106,6 @@ class EvaluationResult(BaseModel):
         for field, label in METRIC_LABELS.items():
             if name in (field, label):
                 return getattr(self, field)
-        from ..errors import InputError
-
         known = ", ".join(list(METRIC_LABELS) + list(METRIC_LABELS.values()))
         raise InputError(f"unknown metric {name!r}; use one of: {known}")
 
