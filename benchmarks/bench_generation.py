@@ -63,7 +63,7 @@ def official_way(llm: CancerLLM, reports: list[str], max_new_tokens: int) -> lis
                 x = torch.tensor([ids.prompt_ids])
                 gen = model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=max_new_tokens,
                                      do_sample=False, pad_token_id=tok.pad_token_id)
-                row.append(tok.decode(gen[0, x.shape[1]:], skip_special_tokens=True))
+                row.append(builder.answer_text(tok.decode(gen[0, x.shape[1]:], skip_special_tokens=True)))
             out.append(row)
     return out
 
@@ -80,7 +80,7 @@ def main() -> int:
     ap.add_argument("--reports", type=int, default=32)
     ap.add_argument("--max-chars", type=int, default=1500, help="report length cap (keeps prompts unchunked)")
     ap.add_argument("--max-new-tokens", type=int, default=50)
-    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--batch-size", type=int, default=256, help="sequences decoded together (256 = all 32x8)")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--json", type=Path, help="also write the figures as JSON here")
     args = ap.parse_args()

@@ -93,12 +93,13 @@ class CancerLLM:
         generation: dict[str, Any] | None = None,
         quantization: Quantization = None,
         backend: str = "hf",
+        answer_prefix: str = "",
     ) -> None:
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token  # inference only: pads are masked out
         self.model = model
         self.tokenizer = tokenizer
-        self.prompt_builder = PromptBuilder(prompt_style, tokenizer)
+        self.prompt_builder = PromptBuilder(prompt_style, tokenizer, answer_prefix=answer_prefix)
         self.base_model = base_model
         self.max_input_tokens = int(max_input_tokens)
         self.generation = dict(generation or {})
@@ -122,6 +123,7 @@ class CancerLLM:
         max_input_tokens: int | None = None,
         allow_pickle: bool = False,
         backend: str = "hf",
+        answer_prefix: str | None = None,
     ) -> CancerLLM:
         """Load a model by local path or hub id, optionally with a PEFT LoRA adapter.
 
@@ -140,6 +142,9 @@ class CancerLLM:
             max_input_tokens: input limit (the paper's 1,500 tokens by default).
             allow_pickle: allow ``.bin`` pickled weights (off: only safetensors are loaded).
             backend: ``"hf"`` (transformers) or ``"vllm"``.
+            answer_prefix: text that opens every phenotype answer in the prompt (see
+                :class:`~cancerllm.prompts.PromptBuilder`); default: the saved config's, ``"{"`` for the
+                embedded default, else ``""`` (the official format).
 
         Raises:
             ModelLoadError: the model, tokenizer or adapter cannot be loaded.
@@ -150,7 +155,9 @@ class CancerLLM:
         adapter_dir: Path | None = Path(adapter).expanduser() if adapter is not None else None
         base: str = name
         default_style: str = "alpaca"
+        default_prefix = ""
         if name == DEFAULT_MODEL:
+            default_prefix = "{"
             from ._smol import packaged_adapter_dir, smol_base_dir
 
             base = str(smol_base_dir())
@@ -160,6 +167,7 @@ class CancerLLM:
         elif path.is_dir() and (path / CONFIG_NAME).is_file():
             saved = cls._read_config(path)
             default_style = saved.get("prompt", {}).get("style", "alpaca")
+            default_prefix = saved.get("prompt", {}).get("answer_prefix", "")
             if saved.get("adapter"):
                 if adapter_dir is not None:
                     raise ConfigError(f"{path} already holds an adapter; do not pass adapter= as well")
@@ -210,6 +218,7 @@ class CancerLLM:
             generation=saved.get("generation"),
             quantization=quantization,
             backend=backend,
+            answer_prefix=default_prefix if answer_prefix is None else answer_prefix,
         )
 
     @staticmethod

@@ -180,6 +180,10 @@ class PromptBuilder:
             (chat when the tokenizer has a chat template, else alpaca).
         tokenizer: needed for ``"chat"``/``"auto"`` and for :meth:`encode`.
         shots_header: heading placed before retrieved examples.
+        answer_prefix: text that opens every answer to a question (phenotype prompts only), placed at the end
+            of the prompt; ``"{"`` makes even an untuned model answer with a set, and ends generation early
+            at ``"}"``. The response of a training example loses this prefix (it is already in the prompt);
+            :meth:`answer_text` puts it back before parsing. Empty (the official format) by default.
 
     Example:
         >>> from cancerllm.schema import Example, Phenotype, PHENOTYPE_INSTRUCTION
@@ -198,6 +202,7 @@ class PromptBuilder:
         tokenizer: Any = None,
         *,
         shots_header: str = "Here are similar examples with their answers:",
+        answer_prefix: str = "",
     ) -> None:
         if style not in ("alpaca", "chat", "auto"):
             raise InputError(f"unknown prompt style {style!r}; use 'alpaca', 'chat' or 'auto'")
@@ -208,9 +213,21 @@ class PromptBuilder:
         self.style = style
         self.tokenizer = tokenizer
         self.shots_header = shots_header
+        self.answer_prefix = answer_prefix
 
     def to_config(self) -> dict[str, Any]:
-        return {"style": self.style, "shots_header": self.shots_header}
+        return {"style": self.style, "shots_header": self.shots_header, "answer_prefix": self.answer_prefix}
+
+    def answer_text(self, generated: str, example_or_question: Example | str | None = "question") -> str:
+        """The full answer text of a generation: ``answer_prefix + generated`` for question prompts."""
+        is_question = example_or_question is not None and (
+            not isinstance(example_or_question, Example) or example_or_question.question is not None
+        )
+        return (self.answer_prefix + generated) if is_question else generated
+
+    def parse(self, generated: str) -> list[str]:
+        """Items of a generated answer to a question (answer prefix restored, then :func:`parse_answer`)."""
+        return parse_answer(self.answer_text(generated))
 
     # -- text -------------------------------------------------------------------------------------
     def _input_text(self, example: Example, shots: Sequence[Example], question: str) -> str:
@@ -246,12 +263,17 @@ class PromptBuilder:
             idx = full.rfind(marker) + len(marker) if marker else len(full)
             return PromptParts(full[:idx], full[idx:])
         prefix, _, rest = full.partition(_SENTINEL)
-        return PromptParts(prefix, q_tail + rest)
+        return PromptParts(prefix, q_tail + rest + self.answer_prefix)
 
     def render(self, example: Example, shots: Sequence[Example] = (), *, with_response: bool = False) -> str:
         """The whole prompt as text (plus the response when ``with_response``)."""
         text = self.parts(example, shots).text
-        return text + example.response if with_response else text
+        if not with_response:
+            return text
+        response = example.response
+        if example.question is not None and self.answer_prefix and response.startswith(self.answer_prefix):
+            response = response[len(self.answer_prefix):]
+        return text + response
 
     # -- tokens -----------------------------------------------------------------------------------
     def _ids(self, text: str) -> list[int]:
@@ -287,7 +309,10 @@ class PromptBuilder:
         pre = prefix_ids if prefix_ids is not None else self.bos_ids() + self._ids(parts.prefix)
         enc = EncodedPrompt(prefix_ids=list(pre), suffix_ids=self._ids(parts.suffix))
         if with_response:
-            resp = self._ids(example.response)
+            response = example.response
+            if example.question is not None and self.answer_prefix and response.startswith(self.answer_prefix):
+                response = response[len(self.answer_prefix):]
+            resp = self._ids(response)
             eos_id = getattr(self.tokenizer, "eos_token_id", None)
             if eos and eos_id is not None:
                 resp.append(eos_id)
