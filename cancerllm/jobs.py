@@ -17,7 +17,7 @@ from typing import Any
 
 from .errors import DataFormatError, InputError
 
-__all__ = ["ResultWriter", "read_results"]
+__all__ = ["ResultWriter", "read_results", "run_job"]
 
 
 def _scan(path: Path) -> tuple[dict[str, dict[str, Any]], int]:
@@ -106,3 +106,55 @@ class ResultWriter:
             f.flush()
             os.fsync(f.fileno())
         self.done.update(batch)
+
+
+def run_job(
+    inputs: Iterable[Any],
+    process: Any,
+    writer: ResultWriter,
+    *,
+    chunk_size: int = 32,
+    validate: Any = None,
+    progress: bool = False,
+) -> dict[str, int]:
+    """Process the inputs not yet in ``writer`` in chunks, appending one record per input.
+
+    Args:
+        inputs: records with ``.id`` and ``.text`` (e.g. :class:`~cancerllm.data.inputs.InputRecord`).
+        process: ``list[str] -> list[dict]``, one JSON-able result per text, in order.
+        writer: where results go; ids it already holds are skipped (resume).
+        chunk_size: inputs per written chunk (a crash loses at most one chunk of work).
+        validate: optional ``(text, where) -> text`` raising :class:`InputError` for a bad row; such rows get
+            an error record and the rest of the batch goes on.
+
+    Returns:
+        counts: ``{"done_before", "processed", "errors"}``.
+    """
+    todo = [r for r in inputs if not writer.is_done(r.id)]
+    counts = {"done_before": len(writer.done), "processed": 0, "errors": 0}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc="reports", unit="report")
+    for start in range(0, len(todo), chunk_size):
+        chunk = todo[start : start + chunk_size]
+        good, records = [], {}
+        for r in chunk:
+            try:
+                if validate is not None:
+                    validate(r.text, getattr(r, "where", r.id))
+                good.append(r)
+            except InputError as exc:
+                records[r.id] = {"id": r.id, "error": {"type": type(exc).__name__, "message": str(exc)}}
+                counts["errors"] += 1
+        if good:
+            for r, res in zip(good, process([r.text for r in good])):
+                records[r.id] = {"id": r.id, "result": res}
+        writer.write([records[r.id] for r in chunk])
+        counts["processed"] += len(chunk)
+        if bar is not None:
+            bar.update(len(chunk))
+    if bar is not None:
+        bar.close()
+    return counts

@@ -1,0 +1,231 @@
+"""The ``cancerllm`` command line.  Thin: every command calls the Python API.
+
+Errors print one line and a hint (exit code 2 for bad input, 1 for other failures), never a traceback
+unless ``--debug`` is given.  ``--json`` prints a machine-readable summary; ``--quiet`` hides progress.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from .errors import CancerLLMError, InputError
+
+app = typer.Typer(
+    name="cancerllm",
+    help="Cancer phenotype extraction and diagnosis generation with LLMs (CancerLLM), offline by default.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_STATE: dict[str, bool] = {"debug": False}
+
+EXIT_INPUT = 2
+EXIT_FAILURE = 1
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="show full tracebacks on errors")) -> None:
+    _STATE["debug"] = debug
+
+
+def _fail(exc: BaseException) -> None:
+    if _STATE["debug"]:
+        raise exc
+    code = EXIT_INPUT if isinstance(exc, (InputError, FileNotFoundError)) else EXIT_FAILURE
+    hint = {
+        "InputError": "check the input file and options (see --help)",
+        "DataFormatError": "fix the named line of the file, or pass --text-column / --id-column",
+        "UnknownBackendError": "use one of the names listed",
+        "MissingDependencyError": "install the missing extra with the command shown",
+        "ModelLoadError": "check the model path; use --model cancerllm-smol for the embedded default",
+        "ConfigError": "fix the configuration value named",
+    }.get(type(exc).__name__, "rerun with --debug for details")
+    typer.echo(f"error: {exc}", err=True)
+    typer.echo(f"hint: {hint}", err=True)
+    raise typer.Exit(code)
+
+
+def _emit(summary: dict[str, Any], as_json: bool, quiet: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(summary))
+    elif not quiet:
+        for k, v in summary.items():
+            typer.echo(f"{k}: {v}")
+
+
+def _write_csv_from_jsonl(jsonl: Path, out: Path, columns: list[str]) -> None:
+    import csv
+    import os
+
+    from .jobs import read_results
+
+    recs = read_results(jsonl)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["id", *columns, "error"])
+        for rid, rec in recs.items():
+            res = rec.get("result") or {}
+            cells = []
+            for c in columns:
+                v = res.get(c)
+                cells.append("; ".join(v) if isinstance(v, list) else ("" if v is None else str(v)))
+            w.writerow([rid, *cells, (rec.get("error") or {}).get("message", "")])
+    os.replace(tmp, out)
+
+
+def _run_batch(kind: str, input_path: Path, output: Path, model: str, text_column: str, id_column: Optional[str],
+               batch_size: int, resume: bool, quiet: bool, as_json: bool, build: Any) -> None:
+    from .data.inputs import read_inputs
+    from .jobs import ResultWriter, run_job
+    from .tasks._common import check_text
+
+    inputs = read_inputs(input_path, text_column=text_column, id_column=id_column)
+    suffix = output.suffix.lower()
+    if suffix not in (".jsonl", ".csv"):
+        raise InputError(f"{output}: output must end in .jsonl or .csv")
+    jsonl = output if suffix == ".jsonl" else output.with_suffix(".partial.jsonl")
+    writer = ResultWriter(jsonl, resume=resume, overwrite=not resume)
+    from .model import CancerLLM
+
+    if quiet or as_json:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # the CLI owns its process: keep machine-readable output clean
+    llm = CancerLLM.from_pretrained(model)
+    process, columns = build(llm, batch_size)
+    counts = run_job(inputs, process, writer, chunk_size=max(batch_size, 1), validate=check_text,
+                     progress=not quiet and not as_json)
+    if suffix == ".csv":
+        _write_csv_from_jsonl(jsonl, output, columns)
+        jsonl.unlink()
+    _emit({"task": kind, "inputs": len(inputs), **counts, "output": str(output)}, as_json, quiet)
+
+
+_INPUT_HELP = "a .txt file, a folder of .txt files, a .jsonl file or a .csv file"
+
+
+@app.command()
+def extract(
+    input_path: Path = typer.Argument(..., metavar="INPUT", help=_INPUT_HELP),
+    output: Path = typer.Option(..., "--output", "-o", help="results file (.jsonl or .csv)"),
+    model: str = typer.Option("cancerllm-smol", help="model name or path"),
+    phenotype: Optional[list[str]] = typer.Option(None, "--phenotype", "-p", help="phenotype to extract (repeat); all eight by default"),
+    text_column: str = typer.Option("text", help="JSONL field / CSV column holding the text"),
+    id_column: Optional[str] = typer.Option(None, help="JSONL field / CSV column holding the id"),
+    batch_size: int = typer.Option(32, min=1, help="sequences decoded together"),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="continue an existing results file"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
+    as_json: bool = typer.Option(False, "--json", help="print a JSON summary"),
+) -> None:
+    """Extract cancer phenotypes from reports."""
+    try:
+        from .schema import resolve_phenotypes
+
+        questions = resolve_phenotypes(phenotype or None)
+
+        def build(llm: Any, bs: int) -> tuple[Any, list[str]]:
+            ex = llm.phenotype_extractor(phenotypes=questions, batch_size=bs, progress=False)
+            names = [q.name for q in questions]
+            return (lambda texts: [r.as_dict(names) for r in ex.extract_many(texts, as_dataframe=False)]), names
+
+        _run_batch("extract", input_path, output, model, text_column, id_column, batch_size, resume, quiet,
+                   as_json, build)
+    except (CancerLLMError, OSError) as exc:
+        _fail(exc)
+
+
+@app.command()
+def diagnose(
+    input_path: Path = typer.Argument(..., metavar="INPUT", help=_INPUT_HELP),
+    output: Path = typer.Option(..., "--output", "-o", help="results file (.jsonl or .csv)"),
+    model: str = typer.Option("cancerllm-smol", help="model name or path"),
+    text_column: str = typer.Option("text", help="JSONL field / CSV column holding the text"),
+    id_column: Optional[str] = typer.Option(None, help="JSONL field / CSV column holding the id"),
+    batch_size: int = typer.Option(8, min=1, help="notes decoded together"),
+    max_new_tokens: int = typer.Option(500, min=1, help="the paper's 500"),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="continue an existing results file"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
+    as_json: bool = typer.Option(False, "--json", help="print a JSON summary"),
+) -> None:
+    """Generate cancer diagnoses from notes or reports."""
+    try:
+        def build(llm: Any, bs: int) -> tuple[Any, list[str]]:
+            gen = llm.diagnosis_generator(batch_size=bs, max_new_tokens=max_new_tokens, progress=False)
+            return (lambda texts: [{"diagnosis": d.text} for d in gen.generate_many(texts, as_dataframe=False)]), [
+                "diagnosis"]
+
+        _run_batch("diagnose", input_path, output, model, text_column, id_column, batch_size, resume, quiet,
+                   as_json, build)
+    except (CancerLLMError, OSError) as exc:
+        _fail(exc)
+
+
+@app.command()
+def evaluate(
+    predictions: Path = typer.Argument(..., help="JSONL with 'id' and 'prediction' (or a results file of `extract`)"),
+    references: Path = typer.Argument(..., help="JSONL with 'id' and 'reference'"),
+    field: Optional[str] = typer.Option(None, help="with an `extract` results file: the phenotype to score"),
+    official: bool = typer.Option(False, help="also score with the official CancerLLM evaluation code's rules"),
+    ci: bool = typer.Option(False, help="bootstrap 95% confidence intervals"),
+    as_json: bool = typer.Option(False, "--json", help="print the scores as JSON"),
+) -> None:
+    """Score predictions against gold answers: EM, BLEU-2, ROUGE-L (P/R/F1) and average F1."""
+    try:
+        from .data.io import read_jsonl
+        from .metrics import evaluate as ev
+        from .metrics import official_evaluate, results_table_markdown
+
+        pred_rows = {str(r["id"]): r for r in read_jsonl(predictions)}
+        gold_rows = {str(r["id"]): r for r in read_jsonl(references)}
+        missing = sorted(set(gold_rows) - set(pred_rows))
+        if missing:
+            raise InputError(f"{len(missing)} reference ids have no prediction (first: {missing[0]!r})")
+        ids = list(gold_rows)
+
+        def pred_of(r: dict[str, Any]) -> Any:
+            if "prediction" in r:
+                return r["prediction"]
+            if field is None:
+                raise InputError("predictions have no 'prediction' field; pass --field <phenotype>")
+            return (r.get("result") or {}).get(field)
+
+        preds = [pred_of(pred_rows[i]) for i in ids]
+        golds = [gold_rows[i].get("reference") for i in ids]
+        results = {"cancerllm": ev(predictions=preds, references=golds, ci=ci)}
+        if official:
+            results["official code"] = official_evaluate(predictions=preds, references=golds, ci=ci)
+        if as_json:
+            typer.echo(json.dumps({k: v.model_dump(mode="json") for k, v in results.items()}))
+        else:
+            typer.echo(results_table_markdown(results))
+    except (CancerLLMError, OSError, KeyError) as exc:
+        _fail(exc if not isinstance(exc, KeyError) else InputError(f"missing field {exc}"))
+
+
+@app.command()
+def demo(
+    model: str = typer.Option("cancerllm-smol", help="model name or path"),
+    limit: int = typer.Option(4, min=1, help="number of sample reports"),
+) -> None:
+    """Run extraction and diagnosis on the sample TCGA reports shipped with the package."""
+    try:
+        from .demo import main as demo_main
+
+        raise typer.Exit(demo_main(["--model", model, "--limit", str(limit)]))
+    except CancerLLMError as exc:
+        _fail(exc)
+
+
+def main() -> None:  # console-script entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""The command line, called in-process (typer's CliRunner) and, for the crash test, as a real subprocess."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from cancerllm.cli import app
+from cancerllm.jobs import read_results
+
+runner = CliRunner()
+
+
+def _reports(folder, n):
+    folder.mkdir()
+    for i in range(n):
+        side = "left" if i % 2 else "right"
+        (folder / f"r{i:03d}.txt").write_text(f"Invasive ductal carcinoma of the {side} breast, grade {i % 3 + 1}.")
+    return folder
+
+
+@pytest.mark.parametrize("cmd", [[], ["extract"], ["diagnose"], ["evaluate"], ["demo"]])
+def test_help_everywhere(cmd):
+    res = runner.invoke(app, [*cmd, "--help"])
+    assert res.exit_code == 0 and "Usage" in res.output
+
+
+def test_extract_jsonl_and_csv(tiny_model_dir, tmp_path):
+    src = _reports(tmp_path / "in", 3)
+    out = tmp_path / "out.jsonl"
+    res = runner.invoke(app, ["extract", str(src), "-o", str(out), "--model", str(tiny_model_dir), "-p", "grade",
+                              "-p", "laterality", "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert summary["inputs"] == 3 and summary["processed"] == 3 and summary["errors"] == 0
+    recs = read_results(out)
+    assert list(recs) == ["r000", "r001", "r002"] and set(recs["r000"]["result"]) == {"grade", "laterality"}
+    csv_out = tmp_path / "out.csv"
+    res = runner.invoke(app, ["extract", str(src), "-o", str(csv_out), "--model", str(tiny_model_dir), "-p", "grade",
+                              "-q"])
+    assert res.exit_code == 0, res.output
+    assert csv_out.read_text().splitlines()[0] == "id,grade,error"
+
+
+def test_bad_rows_become_error_records(tiny_model_dir, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text('id,report\na,left breast G1\nb,"   "\nc,right G2\n')
+    out = tmp_path / "out.jsonl"
+    res = runner.invoke(app, ["extract", str(src), "-o", str(out), "--model", str(tiny_model_dir), "-p", "grade",
+                              "--text-column", "report", "--json"])
+    assert res.exit_code == 0, res.output
+    recs = read_results(out)
+    assert "error" in recs["b"] and "empty" in recs["b"]["error"]["message"]
+    assert "result" in recs["a"] and "result" in recs["c"]
+
+
+@pytest.mark.parametrize(
+    "args, exit_code, message",
+    [
+        (["extract", "nowhere.txt", "-o", "x.jsonl"], 2, "no such file"),
+        (["extract", "{csv}", "-o", "x.jsonl", "--text-column", "body"], 2, "no column 'body'"),
+        (["extract", "{csv}", "-o", "x.txt"], 2, "must end in .jsonl or .csv"),
+        (["extract", "{csv}", "-o", "x.jsonl", "-p", "colour"], 1, "unknown phenotype 'colour'"),
+        (["extract", "{csv}", "-o", "x.jsonl", "--model", "{tmp}/missing-model"], 1, "cannot load model"),
+        (["extract", "{csv}", "-o", "x.jsonl", "--batch-size", "0"], 2, "batch-size"),
+    ],
+)
+def test_errors_are_one_line_with_a_hint(tmp_path, args, exit_code, message, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in.csv").write_text("text\nG1\n")
+    args = [a.replace("{csv}", str(tmp_path / "in.csv")).replace("{tmp}", str(tmp_path)) for a in args]
+    res = runner.invoke(app, args)
+    assert res.exit_code == exit_code, res.output
+    assert message in res.output
+    assert "Traceback" not in res.output
+
+
+def test_unreadable_file(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b'{"text": "ok"}\n{"text": "\xff\xfe"}\n')
+    res = runner.invoke(app, ["extract", str(bad), "-o", str(tmp_path / "o.jsonl")])
+    assert res.exit_code == 2 and "UTF-8" in res.output
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    res = runner.invoke(app, ["--debug", "extract", str(tmp_path / "none.txt"), "-o", "x.jsonl"])
+    assert res.exit_code != 0 and res.exception is not None
+
+
+def test_evaluate_command(tmp_path):
+    (tmp_path / "p.jsonl").write_text('{"id": "1", "prediction": "{pr, er}"}\n{"id": "2", "prediction": "{left}"}\n')
+    (tmp_path / "g.jsonl").write_text('{"id": "1", "reference": "{pr, her2, er}"}\n{"id": "2", "reference": "{left}"}\n')
+    res = runner.invoke(app, ["evaluate", str(tmp_path / "p.jsonl"), str(tmp_path / "g.jsonl"), "--official"])
+    assert res.exit_code == 0, res.output
+    assert "| cancerllm |" in res.output and "| official code |" in res.output
+    res = runner.invoke(app, ["evaluate", str(tmp_path / "p.jsonl"), str(tmp_path / "g.jsonl"), "--json"])
+    assert 0 < json.loads(res.stdout)["cancerllm"]["average_f1"] < 1
+
+
+def test_killed_runs_resume_without_losses_or_duplicates(tiny_model_dir, tmp_path):
+    """SIGKILL a real `cancerllm extract` process at random points several times, then let it finish:
+    exactly one result per input, none lost, none duplicated, no torn line."""
+    src = _reports(tmp_path / "in", 24)
+    out = tmp_path / "out.jsonl"
+    cmd = [sys.executable, "-m", "cancerllm.cli", "extract", str(src), "-o", str(out), "--model",
+           str(tiny_model_dir), "-p", "grade", "--batch-size", "2", "-q"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    rng = random.Random(7)
+    kills = 0
+    for _ in range(4):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # wait until the run has written something new (or finished), then kill at a random moment
+        before = out.stat().st_size if out.exists() else 0
+        deadline = time.time() + 60
+        while time.time() < deadline and proc.poll() is None:
+            if out.exists() and out.stat().st_size > before:
+                break
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 0.4))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    assert kills >= 1
+    final = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert final.returncode == 0, final.stderr
+    lines = out.read_text().splitlines()
+    ids = [json.loads(line)["id"] for line in lines]
+    assert sorted(ids) == [f"r{i:03d}" for i in range(24)]
+    assert len(ids) == len(set(ids)) and out.read_bytes().endswith(b"\n")
