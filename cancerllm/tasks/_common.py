@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..errors import InputError
 
-__all__ = ["TruncationWarning", "as_text_list", "check_text", "split_tokens"]
+__all__ = ["LOG_TEXT_ENV", "TruncationWarning", "as_text_list", "check_text", "excerpt", "split_tokens"]
+
+#: Set this environment variable to ``1`` to let warnings and errors quote up to 60 characters of the
+#: offending text (debugging only: the text is protected health information). Off by default.
+LOG_TEXT_ENV = "CANCERLLM_LOG_TEXT"
+
+
+def excerpt(text: str) -> str:
+    """``' (text: "...")'`` when the user opted in with ``CANCERLLM_LOG_TEXT=1``, else the empty string."""
+    if os.environ.get(LOG_TEXT_ENV) != "1" or not isinstance(text, str):
+        return ""
+    short = text[:60].replace("\n", " ")
+    more = "..." if len(text) > 60 else ""
+    return f' (text: "{short}{more}")'
 
 
 class TruncationWarning(UserWarning):
@@ -22,7 +36,9 @@ def check_text(text: Any, where: str) -> str:
     if not text.strip():
         raise InputError(f"{where}: the text is empty or whitespace only; drop the row or supply the report text")
     if "\x00" in text:
-        raise InputError(f"{where}: the text contains NUL bytes; decode the file correctly before extraction")
+        raise InputError(
+            f"{where}: the text contains NUL bytes; decode the file correctly before extraction{excerpt(text)}"
+        )
     return text
 
 
