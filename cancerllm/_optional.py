@@ -21,6 +21,7 @@ _EXTRAS: dict[str, tuple[str, str]] = {
     "faiss": ("retrieval", "faiss-cpu"),
     "gguf": ("smol", "gguf"),
     "vllm": ("vllm", "vllm"),
+    "adapters": ("specter2", "adapters"),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._constants import DIAGNOSIS_MAX_NEW_TOKENS
@@ -12,6 +13,8 @@ from ._common import as_text_list, check_text, warn_truncated
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..model import CancerLLM
+    from ..retrieval.base import Retriever
+    from ..retrieval.shots import ShotSelector
 
 __all__ = ["DiagnosisGenerator", "clean_diagnosis"]
 
@@ -32,6 +35,12 @@ class DiagnosisGenerator:
         max_new_tokens: the paper's 500 by default.
         batch_size: notes decoded together.
         progress: show a progress bar in ``generate_many``.
+        retriever: retrieval-augmented prompting (the paper's retrieval-based CancerLLM): a
+            :class:`~cancerllm.retrieval.Retriever`, a retriever name, or a ready
+            :class:`~cancerllm.retrieval.ShotSelector`; with ``corpus`` and no retriever, the offline default.
+        corpus: the training examples (note context + diagnosis response) to retrieve from.
+        k: retrieved examples per prompt, most similar first; the input itself is never one of them.
+        max_shot_tokens: note tokens shown per retrieved example (default ``max_input_tokens // (2 * k)``).
 
     Inputs longer than the model's input limit are truncated with a :class:`TruncationWarning`.
     """
@@ -44,12 +53,21 @@ class DiagnosisGenerator:
         batch_size: int = 8,
         progress: bool = True,
         instruction: str = DIAGNOSIS_INSTRUCTION,
+        retriever: Retriever | ShotSelector | str | None = None,
+        corpus: Sequence[Any] | None = None,
+        k: int = 3,
+        max_shot_tokens: int | None = None,
     ) -> None:
         self.model = model
         self.max_new_tokens = int(max_new_tokens)
         self.batch_size = int(batch_size)
         self.progress = progress
         self.instruction = instruction
+        self.shots: ShotSelector | None = None
+        if retriever is not None or corpus is not None:
+            from ..retrieval.shots import shot_selector_for
+
+            self.shots = shot_selector_for(model, retriever, corpus, k=k, max_shot_tokens=max_shot_tokens)
 
     @staticmethod
     def _context(note: ClinicalNote | str, where: str) -> str:
@@ -59,16 +77,22 @@ class DiagnosisGenerator:
             return note.to_context()
         return check_text(note, where)
 
-    def _group(self, context: str, where: str) -> PromptGroup:
+    def _group(self, context: str, where: str, shots: Sequence[Example] = ()) -> PromptGroup:
         builder = self.model.prompt_builder
         tok = self.model.tokenizer
-        empty = builder.encode(Example(instruction=self.instruction, context="x"))
+        shots = [s for s in shots if s.context.strip() != context.strip()]  # never the input itself
+        empty = builder.encode(Example(instruction=self.instruction, context="x"), shots)
         budget = self.model.max_input_tokens - len(empty.prompt_ids) + 1
+        if budget <= 0 and shots:
+            raise InputError(
+                f"the retrieved examples leave no room for the note within max_input_tokens="
+                f"{self.model.max_input_tokens}; lower k or max_shot_tokens, or raise max_input_tokens"
+            )
         ids = tok(context, add_special_tokens=False)["input_ids"]
         if len(ids) > budget:
             warn_truncated(where, len(ids), budget, self.model.max_input_tokens)
             context = tok.decode(ids[:budget])
-        enc = builder.encode(Example(instruction=self.instruction, context=context))
+        enc = builder.encode(Example(instruction=self.instruction, context=context), shots)
         return PromptGroup(enc.prefix_ids, [enc.suffix_ids])
 
     def generate(self, note: ClinicalNote | str) -> Diagnosis:
@@ -96,7 +120,10 @@ class DiagnosisGenerator:
 
     def _run(self, contexts: list[str], ids: list[str] | None, *, progress: bool) -> list[Diagnosis]:
         names = [f"row {ids[i] if ids else i}" for i in range(len(contexts))] if len(contexts) > 1 else ["note"]
-        groups = [self._group(c, names[i]) for i, c in enumerate(contexts)]
+        shots: list[list[Example]] = [[] for _ in contexts]
+        if self.shots is not None:
+            shots = [row[0] for row in self.shots.select(contexts)]
+        groups = [self._group(c, names[i], shots[i]) for i, c in enumerate(contexts)]
         settings = GenerationSettings(self.max_new_tokens, (), self.batch_size)
         outs = self.model.engine.generate_groups(groups, settings, progress=progress)
         tok = self.model.tokenizer

@@ -7,12 +7,15 @@ from typing import TYPE_CHECKING, Any
 
 from .._constants import PHENOTYPE_MAX_NEW_TOKENS
 from ..engine.base import GenerationSettings, PromptGroup
+from ..errors import InputError
 from ..prompts import parse_answer
 from ..schema import PHENOTYPE_INSTRUCTION, Example, PhenotypeQuestion, PhenotypeResult, resolve_phenotypes
 from ._common import as_text_list, check_text, split_tokens, warn_truncated
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..model import CancerLLM
+    from ..retrieval.base import Retriever
+    from ..retrieval.shots import ShotSelector
 
 __all__ = ["PhenotypeExtractor"]
 
@@ -33,6 +36,18 @@ class PhenotypeExtractor:
         chunking: split long reports (True) or truncate them (False).
         chunk_overlap: tokens shared by consecutive chunks.
         progress: show a progress bar in ``extract_many``.
+        retriever: retrieval-augmented prompting (the paper's retrieval-based CancerLLM): a
+            :class:`~cancerllm.retrieval.Retriever`, a retriever name, or a ready
+            :class:`~cancerllm.retrieval.ShotSelector`; with ``corpus`` and no retriever, the offline default.
+        corpus: the training examples to retrieve from (one :class:`~cancerllm.schema.Example` per report and
+            question, as the data converters write them).
+        k: retrieved examples per prompt: for each question, the answers to that question of the ``k``
+            reports most similar to the input (never the input itself).
+        max_shot_tokens: report tokens shown per retrieved example (default: a sixth of the input limit
+            for ``k=3``, i.e. ``max_input_tokens // (2 * k)``).
+
+    With a retriever, the examples differ per question, so each (report, question) is its own prompt
+    group and the report is encoded once per question (see ``docs/retrieval.md``).
 
     Example:
         >>> extractor = CancerLLM.from_pretrained().phenotype_extractor(["stage", "grade"])  # doctest: +SKIP
@@ -51,6 +66,10 @@ class PhenotypeExtractor:
         chunk_overlap: int = 64,
         progress: bool = True,
         instruction: str = PHENOTYPE_INSTRUCTION,
+        retriever: Retriever | ShotSelector | str | None = None,
+        corpus: Sequence[Any] | None = None,
+        k: int = 3,
+        max_shot_tokens: int | None = None,
     ) -> None:
         self.model = model
         self.questions: list[PhenotypeQuestion] = resolve_phenotypes(phenotypes)
@@ -60,17 +79,30 @@ class PhenotypeExtractor:
         self.chunk_overlap = int(chunk_overlap)
         self.progress = progress
         self.instruction = instruction
+        self.shots: ShotSelector | None = None
+        if retriever is not None or corpus is not None:
+            from ..retrieval.shots import shot_selector_for
+
+            self.shots = shot_selector_for(model, retriever, corpus, k=k, max_shot_tokens=max_shot_tokens)
 
     # ----------------------------------------------------------------------------------- prompts
     def _example(self, context: str, q: PhenotypeQuestion) -> Example:
         return Example(instruction=self.instruction, context=context, question=q.question)
 
-    def _chunks(self, text: str, questions: Sequence[PhenotypeQuestion], where: str) -> list[str]:
+    def _chunks(self, text: str, questions: Sequence[PhenotypeQuestion], where: str,
+                shots: Sequence[Sequence[Example]] | None = None) -> list[str]:
         builder = self.model.prompt_builder
         tok = self.model.tokenizer
-        overhead = len(builder.encode(self._example("", questions[0])).prefix_ids)
-        longest_q = max(len(builder.encode(self._example("", q)).suffix_ids) for q in questions)
-        budget = self.model.max_input_tokens - overhead - longest_q
+        shots = shots or [()] * len(questions)
+        budget = self.model.max_input_tokens - max(
+            len(builder.encode(self._example("", q), s).prompt_ids)
+            for q, s in zip(questions, shots, strict=True)
+        )
+        if budget <= 0 and any(shots):
+            raise InputError(
+                f"the retrieved examples leave no room for the report within max_input_tokens="
+                f"{self.model.max_input_tokens}; lower k or max_shot_tokens, or raise max_input_tokens"
+            )
         ids = tok(text, add_special_tokens=False)["input_ids"]
         if len(ids) <= budget:
             return [text]
@@ -82,20 +114,43 @@ class PhenotypeExtractor:
     def build_groups(
         self, texts: Sequence[str], questions: Sequence[PhenotypeQuestion], names: Sequence[str]
     ) -> tuple[list[PromptGroup], list[int]]:
-        """Prompt groups (one per chunk) and, for each group, the index of its text."""
+        """Prompt groups and, for each group, the index of its text.  Without a retriever there is one
+        group per chunk holding every question, in order; with one, see :meth:`build_question_groups`."""
+        groups, owners = self.build_question_groups(texts, questions, names)
+        return groups, [i for i, _ in owners]
+
+    def build_question_groups(
+        self, texts: Sequence[str], questions: Sequence[PhenotypeQuestion], names: Sequence[str]
+    ) -> tuple[list[PromptGroup], list[tuple[int, list[int]]]]:
+        """Prompt groups and, for each, ``(text index, question indices of its suffixes)``.
+
+        Questions whose prompts share a prefix (the same retrieved examples, or none) share a group, so
+        the report is encoded once for them.
+        """
         builder = self.model.prompt_builder
+        per_text = (self.shots.select(list(texts), [q.question for q in questions]) if self.shots is not None
+                    else [[[] for _ in questions] for _ in texts])
         groups: list[PromptGroup] = []
-        owner: list[int] = []
+        owners: list[tuple[int, list[int]]] = []
         for i, text in enumerate(texts):
-            for chunk in self._chunks(text, questions, names[i]):
-                first = builder.encode(self._example(chunk, questions[0]))
-                sufs = [first.suffix_ids] + [
-                    builder.encode(self._example(chunk, q), prefix_ids=first.prefix_ids).suffix_ids
-                    for q in questions[1:]
-                ]
-                groups.append(PromptGroup(first.prefix_ids, sufs))
-                owner.append(i)
-        return groups, owner
+            for chunk in self._chunks(text, questions, names[i], per_text[i]):
+                by_shots: dict[tuple[int, ...], list[int]] = {}
+                kept: list[list[Example]] = []
+                for j, shots in enumerate(per_text[i]):
+                    kept.append([s for s in shots if s.context.strip() != chunk.strip()])
+                    by_shots.setdefault(tuple(id(s) for s in kept[j]), []).append(j)
+                for js in by_shots.values():
+                    shots = kept[js[0]]
+                    first = builder.encode(self._example(chunk, questions[js[0]]), shots)
+                    sufs = [first.suffix_ids] + [
+                        builder.encode(
+                            self._example(chunk, questions[j]), shots, prefix_ids=first.prefix_ids
+                        ).suffix_ids
+                        for j in js[1:]
+                    ]
+                    groups.append(PromptGroup(first.prefix_ids, sufs))
+                    owners.append((i, js))
+        return groups, owners
 
     # ----------------------------------------------------------------------------------- API
     def extract(self, text: str, phenotypes: Any = None) -> PhenotypeResult:
@@ -143,15 +198,16 @@ class PhenotypeExtractor:
     ) -> list[PhenotypeResult]:
         questions = resolve_phenotypes(phenotypes) if phenotypes is not None else self.questions
         names = [f"row {ids[i] if ids else i}" for i in range(len(texts))] if len(texts) > 1 else ["text"]
-        groups, owner = self.build_groups(texts, questions, names)
+        groups, owners = self.build_question_groups(texts, questions, names)
         settings = GenerationSettings(self.max_new_tokens, ("}",), batch_size or self.batch_size)
         outs = self.model.engine.generate_groups(groups, settings, progress=progress)
         tok = self.model.tokenizer
         results = [PhenotypeResult(id=ids[i] if ids else None) for i in range(len(texts))]
         merged: list[dict[str, list[str]]] = [{} for _ in texts]
-        for g, seqs in zip(owner, outs):
-            for q, seq in zip(questions, seqs):
-                raw = tok.decode(seq, skip_special_tokens=True)
+        for (g, js), seqs in zip(owners, outs, strict=True):
+            for j, seq in zip(js, seqs, strict=True):
+                q = questions[j]
+                raw = self.model.prompt_builder.answer_text(tok.decode(seq, skip_special_tokens=True))
                 res = results[g]
                 res.raw[q.name] = raw if q.name not in res.raw else res.raw[q.name] + " | " + raw
                 bucket = merged[g].setdefault(q.name, [])
