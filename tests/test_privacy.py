@@ -66,3 +66,17 @@ def test_text_is_quoted_only_with_the_explicit_opt_in(monkeypatch):
     with pytest.raises(InputError) as e:
         check_text(f"{CANARY}\x00", "row 0")
     assert CANARY in str(e.value)
+
+
+def test_library_has_no_network_client_code():
+    """No module of the package imports a network client (the only network access is transformers' own
+    hub download, reached only when a user names an uncached hub id)."""
+    import re
+    from pathlib import Path
+
+    import cancerllm
+
+    pattern = re.compile(r"^\s*(import|from)\s+(requests|httpx|urllib3|aiohttp|urllib\.request|http\.client|socket)\b",
+                         re.M)
+    offenders = [str(p) for p in Path(cancerllm.__file__).parent.rglob("*.py") if pattern.search(p.read_text())]
+    assert offenders == []
