@@ -210,6 +210,71 @@ def evaluate(
 
 
 @app.command()
+def train(
+    config: Path = typer.Option(..., "--config", "-c", help="YAML training config (see docs/training.md)"),
+    resume: bool = typer.Option(False, "--resume", help="continue from the newest checkpoint"),
+    nproc: int = typer.Option(1, min=1, help="processes (GPUs) per node"),
+    nnodes: int = typer.Option(1, min=1, help="number of nodes"),
+    node_rank: int = typer.Option(0, min=0, help="this node's rank"),
+    master_addr: str = typer.Option("127.0.0.1", help="address of node 0"),
+    master_port: int = typer.Option(29500, help="port on node 0"),
+    preset: Optional[str] = typer.Option(None, help="accelerate preset: ddp, deepspeed-zero2, deepspeed-zero3, fsdp"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the launch command and exit"),
+    as_json: bool = typer.Option(False, "--json", help="print a JSON summary"),
+) -> None:
+    """LoRA continued pre-training or instruction tuning (the config's `stage`), on one or many GPUs/nodes."""
+    try:
+        from . import training
+
+        if not config.is_file():
+            raise InputError(f"{config}: no such training config")
+        cfg = training.TrainingConfig.from_yaml(config)
+        multi = nproc > 1 or nnodes > 1 or preset is not None
+        if preset is not None and preset not in training.PRESETS:
+            from .errors import UnknownBackendError
+
+            raise UnknownBackendError("preset", preset, list(training.PRESETS))
+        kw = dict(nproc=nproc, nnodes=nnodes, node_rank=node_rank, master_addr=master_addr,
+                  master_port=master_port, preset=preset, resume=resume)
+        if dry_run:
+            typer.echo(" ".join(training.build_command(config, **kw)))
+            return
+        if multi:
+            training.launch(config, **kw)
+            out = cfg.output_dir if hasattr(cfg, "output_dir") else None
+        else:
+            out = training.train(cfg, resume=True if resume else None)
+        _emit({"task": "train", "stage": getattr(cfg, "stage", None), "output": str(out)}, as_json, False)
+    except (CancerLLMError, OSError) as exc:
+        _fail(exc)
+
+
+@app.command()
+def index(
+    corpus: Path = typer.Argument(..., help="corpus: .jsonl of examples/records with text, .csv, a folder of .txt"),
+    output: Path = typer.Option(..., "--output", "-o", help="folder for the index (safetensors + JSON)"),
+    retriever: str = typer.Option("default", help="retriever backend: default, random, medcpt, contriever, sgpt, specter2"),
+    model_path: Optional[str] = typer.Option(None, "--model-path", help="local model folder for the retriever"),
+    text_column: str = typer.Option("text", help="JSONL field / CSV column holding the text"),
+    id_column: Optional[str] = typer.Option(None, help="JSONL field / CSV column holding the id"),
+    as_json: bool = typer.Option(False, "--json", help="print a JSON summary"),
+) -> None:
+    """Build and save a retriever index over a corpus (e.g. the training examples)."""
+    try:
+        from .data.inputs import read_inputs
+        from .retrieval import get_retriever
+
+        items = read_inputs(corpus, text_column=text_column, id_column=id_column)
+        kwargs = {"model": model_path} if model_path else {}
+        r = get_retriever(retriever, **kwargs)
+        r.build_index([i.text for i in items], ids=[i.id for i in items])
+        path = r.save_index(output)
+        _emit({"task": "index", "retriever": retriever, "documents": len(items), "output": str(path)}, as_json, False)
+    except (CancerLLMError, OSError) as exc:
+        _fail(exc)
+
+
+@app.command()
 def demo(
     model: str = typer.Option("cancerllm-smol", help="model name or path"),
     limit: int = typer.Option(4, min=1, help="number of sample reports"),

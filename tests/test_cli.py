@@ -25,7 +25,7 @@ def _reports(folder, n):
     return folder
 
 
-@pytest.mark.parametrize("cmd", [[], ["extract"], ["diagnose"], ["evaluate"], ["demo"]])
+@pytest.mark.parametrize("cmd", [[], ["extract"], ["diagnose"], ["evaluate"], ["demo"], ["train"], ["index"]])
 def test_help_everywhere(cmd):
     res = runner.invoke(app, [*cmd, "--help"])
     assert res.exit_code == 0 and "Usage" in res.output
@@ -134,3 +134,47 @@ def test_killed_runs_resume_without_losses_or_duplicates(tiny_model_dir, tmp_pat
     ids = [json.loads(line)["id"] for line in lines]
     assert sorted(ids) == [f"r{i:03d}" for i in range(24)]
     assert len(ids) == len(set(ids)) and out.read_bytes().endswith(b"\n")
+
+
+@pytest.fixture
+def train_cfg(tmp_path):
+    from cancerllm.training import TrainingConfig
+
+    path = tmp_path / "cfg.yaml"
+    TrainingConfig.from_dict({"output_dir": str(tmp_path / "out"), "model": {"name_or_path": "base"}}).to_yaml(path)
+    return path
+
+
+def test_train_dry_run_builds_the_multi_node_command(train_cfg):
+    res = runner.invoke(app, ["train", "--config", str(train_cfg), "--nproc", "4", "--nnodes", "2", "--node-rank", "1",
+                              "--master-addr", "10.0.0.1", "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert "torch.distributed.run" in res.stdout and "--nnodes=2" in res.stdout and "--node_rank=1" in res.stdout
+    res = runner.invoke(app, ["train", "--config", str(train_cfg), "--preset", "fsdp", "--nproc", "2", "--dry-run"])
+    assert res.exit_code == 0 and "accelerate" in res.stdout and "fsdp" in res.stdout
+
+
+def test_train_errors(train_cfg, tmp_path):
+    res = runner.invoke(app, ["train", "--config", str(tmp_path / "none.yaml")])
+    assert res.exit_code == 2 and "no such training config" in res.output
+    res = runner.invoke(app, ["train", "--config", str(train_cfg), "--preset", "megatron"])
+    assert res.exit_code == 1 and "deepspeed-zero2" in res.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("output_dir: x\nmodel: {name_or_path: b}\nlearnin_rate: 1\n")
+    res = runner.invoke(app, ["train", "--config", str(bad)])
+    assert res.exit_code == 1 and "learnin_rate" in res.output and "Traceback" not in res.output
+
+
+def test_index_command(tmp_path):
+    src = tmp_path / "corpus.jsonl"
+    src.write_text("".join(f'{{"id": "d{i}", "text": "report number {i}"}}\n' for i in range(5)))
+    res = runner.invoke(app, ["index", str(src), "-o", str(tmp_path / "idx"), "--retriever", "random", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["documents"] == 5
+    from cancerllm.retrieval import Retriever
+
+    r = Retriever.from_index(tmp_path / "idx")
+    hits = r.search(["report number 1"], k=2)[0]
+    assert len(hits) == 2 and all(h.id.startswith("d") for h in hits)
+    res = runner.invoke(app, ["index", str(src), "-o", str(tmp_path / "i2"), "--retriever", "bm25"])
+    assert res.exit_code == 1 and "contriever" in res.output
