@@ -13,6 +13,7 @@ help:
 	@echo "make demo   - run phenotype extraction / diagnosis on the embedded default model, offline"
 	@echo "make lint   - ruff"
 	@echo "make wheel-smoke - build the wheel, install it into a clean venv, import it"
+	@echo "make docs   - build the documentation site into site/ (mkdocs --strict: broken links fail)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -42,8 +43,17 @@ lint: $(STAMP)
 wheel-smoke: $(STAMP)
 	bash .ci/wheel_smoke.sh "$(PYTHON)" "$(TORCH_SPEC)"
 
+# the docs extra on top of the test install; the config is .ci/mkdocs.yml (pages in docs/, site in site/)
+DOCS_STAMP := $(VENV)/.docs-stamp
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(PIP) install -q -e ".[docs]" "$(TORCH_SPEC)"
+	@touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -f .ci/mkdocs.yml
+
 bench: $(STAMP)
 	$(PY) benchmarks/bench_generation.py
 
 clean:
-	rm -rf build dist *.egg-info .pytest_cache
+	rm -rf build dist site *.egg-info .pytest_cache

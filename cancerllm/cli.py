@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -80,7 +80,7 @@ def _write_csv_from_jsonl(jsonl: Path, out: Path, columns: list[str]) -> None:
     os.replace(tmp, out)
 
 
-def _run_batch(kind: str, input_path: Path, output: Path, model: str, text_column: str, id_column: Optional[str],
+def _run_batch(kind: str, input_path: Path, output: Path, model: str, text_column: str, id_column: str | None,
                batch_size: int, resume: bool, quiet: bool, as_json: bool, build: Any) -> None:
     from .data.inputs import read_inputs
     from .jobs import ResultWriter, run_job
@@ -116,9 +116,9 @@ def extract(
     input_path: Path = typer.Argument(..., metavar="INPUT", help=_INPUT_HELP),
     output: Path = typer.Option(..., "--output", "-o", help="results file (.jsonl or .csv)"),
     model: str = typer.Option("cancerllm-smol", help="model name or path"),
-    phenotype: Optional[list[str]] = typer.Option(None, "--phenotype", "-p", help="phenotype to extract (repeat); all eight by default"),
+    phenotype: list[str] | None = typer.Option(None, "--phenotype", "-p", help="phenotype to extract (repeat); all eight by default"),
     text_column: str = typer.Option("text", help="JSONL field / CSV column holding the text"),
-    id_column: Optional[str] = typer.Option(None, help="JSONL field / CSV column holding the id"),
+    id_column: str | None = typer.Option(None, help="JSONL field / CSV column holding the id"),
     batch_size: int = typer.Option(32, min=1, help="sequences decoded together"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="continue an existing results file"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
@@ -147,7 +147,7 @@ def diagnose(
     output: Path = typer.Option(..., "--output", "-o", help="results file (.jsonl or .csv)"),
     model: str = typer.Option("cancerllm-smol", help="model name or path"),
     text_column: str = typer.Option("text", help="JSONL field / CSV column holding the text"),
-    id_column: Optional[str] = typer.Option(None, help="JSONL field / CSV column holding the id"),
+    id_column: str | None = typer.Option(None, help="JSONL field / CSV column holding the id"),
     batch_size: int = typer.Option(8, min=1, help="notes decoded together"),
     max_new_tokens: int = typer.Option(500, min=1, help="the paper's 500"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="continue an existing results file"),
@@ -171,7 +171,7 @@ def diagnose(
 def evaluate(
     predictions: Path = typer.Argument(..., help="JSONL with 'id' and 'prediction' (or a results file of `extract`)"),
     references: Path = typer.Argument(..., help="JSONL with 'id' and 'reference'"),
-    field: Optional[str] = typer.Option(None, help="with an `extract` results file: the phenotype to score"),
+    field: str | None = typer.Option(None, help="with an `extract` results file: the phenotype to score"),
     official: bool = typer.Option(False, help="also score with the official CancerLLM evaluation code's rules"),
     ci: bool = typer.Option(False, help="bootstrap 95% confidence intervals"),
     as_json: bool = typer.Option(False, "--json", help="print the scores as JSON"),
@@ -218,7 +218,7 @@ def train(
     node_rank: int = typer.Option(0, min=0, help="this node's rank"),
     master_addr: str = typer.Option("127.0.0.1", help="address of node 0"),
     master_port: int = typer.Option(29500, help="port on node 0"),
-    preset: Optional[str] = typer.Option(None, help="accelerate preset: ddp, deepspeed-zero2, deepspeed-zero3, fsdp"),
+    preset: str | None = typer.Option(None, help="accelerate preset: ddp, deepspeed-zero2, deepspeed-zero3, fsdp"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the launch command and exit"),
     as_json: bool = typer.Option(False, "--json", help="print a JSON summary"),
 ) -> None:
@@ -254,9 +254,9 @@ def index(
     corpus: Path = typer.Argument(..., help="corpus: .jsonl of examples/records with text, .csv, a folder of .txt"),
     output: Path = typer.Option(..., "--output", "-o", help="folder for the index (safetensors + JSON)"),
     retriever: str = typer.Option("default", help="retriever backend: default, random, medcpt, contriever, sgpt, specter2"),
-    model_path: Optional[str] = typer.Option(None, "--model-path", help="local model folder for the retriever"),
+    model_path: str | None = typer.Option(None, "--model-path", help="local model folder for the retriever"),
     text_column: str = typer.Option("text", help="JSONL field / CSV column holding the text"),
-    id_column: Optional[str] = typer.Option(None, help="JSONL field / CSV column holding the id"),
+    id_column: str | None = typer.Option(None, help="JSONL field / CSV column holding the id"),
     as_json: bool = typer.Option(False, "--json", help="print a JSON summary"),
 ) -> None:
     """Build and save a retriever index over a corpus (e.g. the training examples)."""

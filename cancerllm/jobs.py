@@ -87,6 +87,7 @@ class ResultWriter:
                 os.fsync(f.fileno())
 
     def is_done(self, rid: str) -> bool:
+        """Whether a record with id ``rid`` is already in the output file."""
         return str(rid) in self.done
 
     def write(self, records: Iterable[Mapping[str, Any]]) -> None:

@@ -279,6 +279,7 @@ class CancerLLM:
     # ------------------------------------------------------------------------------------- saving
     @property
     def has_adapter(self) -> bool:
+        """Whether a LoRA (PEFT) adapter is loaded on the base model."""
         return hasattr(self.model, "peft_config")
 
     def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:

@@ -137,6 +137,7 @@ class PromptParts:
 
     @property
     def text(self) -> str:
+        """The whole prompt: ``prefix + suffix``."""
         return self.prefix + self.suffix
 
 
@@ -150,10 +151,12 @@ class EncodedPrompt:
 
     @property
     def prompt_ids(self) -> list[int]:
+        """The prompt's token ids: ``prefix_ids + suffix_ids`` (what inference feeds the model)."""
         return self.prefix_ids + self.suffix_ids
 
     @property
     def input_ids(self) -> list[int]:
+        """Prompt and response ids, for training: ``prefix_ids + suffix_ids + response_ids``."""
         return self.prefix_ids + self.suffix_ids + self.response_ids
 
     @property
@@ -216,6 +219,7 @@ class PromptBuilder:
         self.answer_prefix = answer_prefix
 
     def to_config(self) -> dict[str, Any]:
+        """The builder's settings as saved in ``cancerllm_config.json`` (``style``, ``shots_header``, ``answer_prefix``)."""
         return {"style": self.style, "shots_header": self.shots_header, "answer_prefix": self.answer_prefix}
 
     def answer_text(self, generated: str, example_or_question: Example | str | None = "question") -> str:
@@ -282,6 +286,7 @@ class PromptBuilder:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def bos_ids(self) -> list[int]:
+        """``[bos_token_id]`` when the tokenizer itself adds BOS and the style is not ``chat``, else ``[]``."""
         tok = self.tokenizer
         bos = getattr(tok, "bos_token_id", None)
         if bos is None or self.style == "chat":

@@ -52,6 +52,7 @@ class Task(str, Enum):
 
     @property
     def instruction(self) -> str:
+        """The paper's instruction for this task (``PHENOTYPE_INSTRUCTION`` or ``DIAGNOSIS_INSTRUCTION``)."""
         return PHENOTYPE_INSTRUCTION if self is Task.PHENOTYPE else DIAGNOSIS_INSTRUCTION
 
 
@@ -126,6 +127,7 @@ class PhenotypeQuestion(BaseModel):
 
     @classmethod
     def builtin(cls, phenotype: Phenotype | str) -> PhenotypeQuestion:
+        """The question of a built-in phenotype (a ``Phenotype`` member or its value, e.g. ``"stage"``)."""
         p = Phenotype(phenotype)
         return cls(name=p.value, question=p.question)
 
@@ -188,6 +190,7 @@ class Example(BaseModel):
 
     @property
     def full_context(self) -> str:
+        """The official single-string input: ``"In the text: <context> <question>"``, or the context alone."""
         if self.question is None:
             return self.context
         return f"In the text: {self.context} {self.question}"
@@ -228,6 +231,7 @@ class ClinicalNote(BaseModel):
         return " ".join(parts)
 
     def is_empty(self) -> bool:
+        """True when every section is empty or whitespace only."""
         return not any(getattr(self, k).strip() for k, _ in _SECTIONS)
 
 
@@ -267,6 +271,7 @@ class PhenotypeResult(BaseModel):
         return self.custom.get(key)
 
     def set(self, name: str, value: list[str] | None) -> None:
+        """Set the answer of a built-in phenotype field, or of a custom question in ``custom``."""
         if name in Phenotype._value2member_map_:
             setattr(self, name, value)
         else:

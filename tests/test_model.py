@@ -103,5 +103,7 @@ def test_trust_remote_code_stays_off(tiny_model_dir, monkeypatch):
 def test_generate_raw_prompts(tiny_llm):
     outs = tiny_llm.generate(["Hello", "In the text:"], max_new_tokens=3)
     assert len(outs) == 2 and all(isinstance(o, str) for o in outs)
-    with pytest.raises(Exception):
+    from cancerllm import InputError
+
+    with pytest.raises(InputError):
         tiny_llm.generate("Hello")

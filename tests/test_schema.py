@@ -1,6 +1,13 @@
 import pytest
 
-from cancerllm import ClinicalNote, Example, Phenotype, PhenotypeQuestion, PhenotypeResult, UnknownBackendError
+from cancerllm import (
+    ClinicalNote,
+    Example,
+    Phenotype,
+    PhenotypeQuestion,
+    PhenotypeResult,
+    UnknownBackendError,
+)
 from cancerllm.schema import DIAGNOSIS_INSTRUCTION, PHENOTYPE_INSTRUCTION, resolve_phenotypes
 
 PAPER_QUESTIONS = {

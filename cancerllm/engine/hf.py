@@ -52,6 +52,7 @@ class HFEngine(Engine):
     # ------------------------------------------------------------------------------------------ utils
     @property
     def device(self) -> Any:
+        """The device of the model's (first) parameters, where inputs are placed."""
         return next(self.model.parameters()).device
 
     def _token_texts(self) -> list[str]:
