@@ -55,7 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     reports = load_sample_reports()[: args.limit]
     t0 = time.perf_counter()
     model = CancerLLM.from_pretrained(args.model)
-    print(f"loaded {model!r} in {time.perf_counter() - t0:.1f} s (offline)\n")
+    print(f"loaded {model!r} in {time.perf_counter() - t0:.1f} s (offline)")
+    if args.model == "cancerllm-smol" and not model.has_adapter:
+        print("note: no trained CancerLLM-Smol adapter ships yet, so this is the untuned SmolLM2-135M base model;\n"
+              "      its answers are real but not task-tuned (see README).")
+    print()
 
     t0 = time.perf_counter()
     results = model.phenotype_extractor(progress=False).extract_many([r["text"] for r in reports])
