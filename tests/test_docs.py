@@ -28,6 +28,7 @@ PUBLIC_MODULES = [
     "cancerllm.robustness",
     "cancerllm.retrieval",
     "cancerllm.jobs",
+    "cancerllm.benchmark",
     "cancerllm.testing",
     "cancerllm.errors",
     "cancerllm.registry",
