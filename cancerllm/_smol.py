@@ -47,6 +47,7 @@ def smol_base_dir() -> Path:
     """A directory with SmolLM2-135M-Instruct in safetensors form, converting the packaged GGUF on first use."""
     target = cache_dir() / SMOL_CACHE_SUBDIR
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+        _drop_gguf_quantization(target / "config.json")
         return target
     gguf = _gguf_path()
     if importlib.util.find_spec("gguf") is None:
@@ -58,7 +59,10 @@ def smol_base_dir() -> Path:
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # a GGUF-loaded model cannot be saved directly: copy its weights into a fresh model built from its config
-    fresh = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):  # the weights are plain float32 now
+        del config.quantization_config
+    fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     fresh.load_state_dict(loaded.state_dict(), strict=True)
     fresh.generation_config = loaded.generation_config
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -74,6 +78,23 @@ def smol_base_dir() -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def _drop_gguf_quantization(config_path: Path) -> None:
+    """Caches written by cancerllm 0.1.0 kept the GGUF ``quantization_config`` in ``config.json``, which made
+    transformers refuse to save a model derived from them (e.g. a merged pre-training adapter); remove it."""
+    import json
+
+    try:
+        data = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if data.get("quantization_config", {}).get("quant_method") != "gguf":
+        return
+    del data["quantization_config"]
+    tmp = config_path.with_name(config_path.name + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    os.replace(tmp, config_path)
 
 
 def packaged_adapter_dir() -> Path | None:

@@ -59,6 +59,13 @@ def _emit(summary: dict[str, Any], as_json: bool, quiet: bool) -> None:
             typer.echo(f"{k}: {v}")
 
 
+def _quiet_loading(quiet: bool) -> None:
+    if quiet:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # the CLI owns its process: keep machine-readable output clean
+
+
 def _write_csv_from_jsonl(jsonl: Path, out: Path, columns: list[str]) -> None:
     import csv
     import os
@@ -94,10 +101,7 @@ def _run_batch(kind: str, input_path: Path, output: Path, model: str, text_colum
     writer = ResultWriter(jsonl, resume=resume, overwrite=not resume)
     from .model import CancerLLM
 
-    if quiet or as_json:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()  # the CLI owns its process: keep machine-readable output clean
+    _quiet_loading(quiet or as_json)
     llm = CancerLLM.from_pretrained(model)
     process, columns = build(llm, batch_size)
     counts = run_job(inputs, process, writer, chunk_size=max(batch_size, 1), validate=check_text,
@@ -270,6 +274,99 @@ def index(
         r.build_index([i.text for i in items], ids=[i.id for i in items])
         path = r.save_index(output)
         _emit({"task": "index", "retriever": retriever, "documents": len(items), "output": str(path)}, as_json, False)
+    except (CancerLLMError, OSError) as exc:
+        _fail(exc)
+
+
+def _rates(text: str, what: str) -> list[float]:
+    if text.strip().lower() in ("", "none", "0"):
+        return []
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise InputError(f"{what}: expected comma-separated fractions such as 0.02,0.04, got {text!r}") from None
+
+
+def _command_line() -> str:
+    import shlex
+
+    return "cancerllm " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+@app.command()
+def benchmark(
+    data: Path = typer.Option(..., "--data", help="a JSONL file in the shared TCGA format"),
+    model: list[str] = typer.Option(["cancerllm-smol"], "--model", "-m", help="model name or path (repeatable)"),
+    retriever: list[str] = typer.Option([], "--retriever", "-r",
+                                        help="also run each model with this retriever (repeatable)"),
+    k: int = typer.Option(2, min=1, help="retrieved examples per prompt"),
+    out: Path = typer.Option(Path("benchmark-out"), "--out", "-o", help="output folder"),
+    limit: int | None = typer.Option(None, min=1, help="score this many reports (a deterministic subset)"),
+    split: str = typer.Option("validation", help="validation (default), train or all"),
+    rules: bool = typer.Option(True, "--rules/--no-rules", help="include the rule-based baseline"),
+    diagnosis: bool = typer.Option(True, "--diagnosis/--no-diagnosis", help="also generate diagnoses"),
+    misspelling: str = typer.Option("0.02,0.04,0.06,0.08",
+                                    help="misspelling rates at inference, comma-separated; 'none' to skip"),
+    batch_size: int = typer.Option(32, min=1, help="sequences decoded together"),
+    ci: bool = typer.Option(True, "--ci/--no-ci", help="bootstrap 95% confidence intervals"),
+    seed: int = typer.Option(0, help="seed of the bootstrap and the misspellings"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
+    as_json: bool = typer.Option(False, "--json", help="print a JSON summary"),
+) -> None:
+    """Benchmark models (alone and with retrieval) and the rule-based baseline on TCGA-format reports:
+    tables in the paper's layouts with bootstrap CIs, time and memory, misspelling robustness, plots and
+    report.md."""
+    try:
+        if not data.is_file():
+            raise InputError(f"{data}: no such file")
+        if split not in ("validation", "train", "all"):
+            raise InputError(f"--split {split!r}: use validation, train or all")
+        from .benchmark import run_benchmark
+
+        _quiet_loading(quiet or as_json)
+        res = run_benchmark(data, models=model, retrievers=retriever, k=k, rules=rules, split=split,  # type: ignore[arg-type]
+                            limit=limit, diagnosis=diagnosis,
+                            misspelling_rates=_rates(misspelling, "--misspelling"), ci=ci, seed=seed,
+                            batch_size=batch_size, out_dir=out, command=_command_line(), progress=not quiet)
+        summary: dict[str, Any] = {"task": "benchmark", "reports": res["meta"]["n_reports"],
+                                   "report": str(out / "report.md")}
+        for name, s in res["systems"].items():
+            summary[f"{name}: phenotype match acc."] = s["phenotype_accuracy"]["overall"]["value"]
+        _emit(summary, as_json, quiet)
+    except (CancerLLMError, OSError) as exc:
+        _fail(exc)
+
+
+@app.command()
+def robustness(
+    data: Path = typer.Option(..., "--data", help="a JSONL file in the shared TCGA format"),
+    config: Path = typer.Option(..., "--config", "-c", help="instruction-tuning YAML config (its base model)"),
+    out: Path = typer.Option(Path("robustness-out"), "--out", "-o", help="output folder"),
+    rates: str = typer.Option("0.2,0.4,0.6,0.8", help="counterfactual label rates, comma-separated"),
+    limit: int | None = typer.Option(None, min=1, help="validation reports scored (deterministic subset)"),
+    train_limit: int | None = typer.Option(None, min=1, help="training reports used (deterministic subset)"),
+    seed: int = typer.Option(0, help="seed of the label corruption and the bootstrap"),
+    as_json: bool = typer.Option(False, "--json", help="print a JSON summary"),
+) -> None:
+    """Counterfactual-label robustness: one instruction-tuning run per rate (plus clean labels), each scored
+    on the validation split."""
+    try:
+        if not data.is_file():
+            raise InputError(f"{data}: no such file")
+        if not config.is_file():
+            raise InputError(f"{config}: no such training config")
+        from .benchmark import run_counterfactual_robustness
+
+        _quiet_loading(as_json)
+        parsed = _rates(rates, "--rates")
+        if not parsed:
+            raise InputError("--rates: give at least one rate")
+        res = run_counterfactual_robustness(data, config=config, out_dir=out, rates=parsed, limit=limit,
+                                            train_limit=train_limit, seed=seed, command=_command_line())
+        summary: dict[str, Any] = {"task": "robustness", "report": str(out / "report.md")}
+        for p in res["rates"]:
+            summary[f"rate {p['rate']:.2f}: match acc."] = p["accuracy"]["value"]
+        _emit(summary, as_json, False)
     except (CancerLLMError, OSError) as exc:
         _fail(exc)
 

@@ -164,6 +164,11 @@ class CancerLLM:
             default_style = "chat"
             if adapter_dir is None:
                 adapter_dir = packaged_adapter_dir()
+                if adapter_dir is not None and (adapter_dir / CONFIG_NAME).is_file():
+                    # the prompt the shipped adapter was trained with
+                    prompt = cls._read_config(adapter_dir).get("prompt", {})
+                    default_style = prompt.get("style", default_style)
+                    default_prefix = prompt.get("answer_prefix", default_prefix)
         elif path.is_dir() and (path / CONFIG_NAME).is_file():
             saved = cls._read_config(path)
             default_style = saved.get("prompt", {}).get("style", "alpaca")

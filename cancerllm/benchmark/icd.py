@@ -227,6 +227,16 @@ class IcdMapper:
                 rows.append(IcdCode(code=code, category=category, title=title))
         return cls(rows)
 
+    @classmethod
+    def default(cls) -> IcdMapper:
+        """The 1,631 billable ICD-10-CM neoplasm codes (C00-D49) shipped with the package
+        (``cancerllm/_resources/icd10cm_neoplasms_C00-D49.tsv``; sources in ``SAMPLE_DATA.md`` there)."""
+        from importlib import resources
+
+        path = resources.files("cancerllm").joinpath("_resources", "icd10cm_neoplasms_C00-D49.tsv")
+        with resources.as_file(path) as p:
+            return cls.from_tsv(p)
+
     def __len__(self) -> int:
         return len(self.codes)
 

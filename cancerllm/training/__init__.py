@@ -36,12 +36,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from .loss import CausalLMLoss, full_logits_loss, response_only_loss
     from .pretraining import pretrain
     from .sft import instruction_tune
+    from .stack import stack_adapters
     from .trainer import TrainerCallback, TrainState
 
 _LAZY = {
     "pretrain": ("cancerllm.training.pretraining", "pretrain"),
     "instruction_tune": ("cancerllm.training.sft", "instruction_tune"),
     "TrainerCallback": ("cancerllm.training.trainer", "TrainerCallback"),
+    "stack_adapters": ("cancerllm.training.stack", "stack_adapters"),
     "TrainState": ("cancerllm.training.trainer", "TrainState"),
     "CausalLMLoss": ("cancerllm.training.loss", "CausalLMLoss"),
     "response_only_loss": ("cancerllm.training.loss", "response_only_loss"),
@@ -98,5 +100,6 @@ __all__ = [
     "pretrain",
     "read_texts",
     "response_only_loss",
+    "stack_adapters",
     "train",
 ]

@@ -112,6 +112,10 @@ class DataConfig(_Strict):
         max_shot_tokens: longest report text shown in one retrieved example; default
             ``max(16, 1500 // (2 * num_shots))``, what inference uses with the paper's 1,500-token input limit.
         shuffle: shuffle the data each epoch (seeded).
+        share_prefix: instruction tuning packs the questions asked of one report into one sequence (the report
+            once, then each question+answer, each seeing only the report and itself): same loss per example,
+            the report encoded once instead of once per question.  ``training.batch_size`` then counts these
+            sequences.  See :func:`cancerllm.training.encode_examples`.
     """
 
     train: list[str] = Field(default_factory=list)
@@ -123,6 +127,7 @@ class DataConfig(_Strict):
     retriever: str | None = None
     max_shot_tokens: int | None = Field(None, ge=1)
     shuffle: bool = True
+    share_prefix: bool = False
 
     @field_validator("train", "eval", mode="before")
     @classmethod

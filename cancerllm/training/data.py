@@ -220,22 +220,36 @@ def pack_documents(documents: Iterable[Sequence[int]], block_size: int) -> Packe
 # ============================================================================================= SFT
 @dataclass
 class SFTData:
-    """Encoded instruction examples: ``input_ids`` and ``labels`` per example (-100 on the prompt)."""
+    """Encoded instruction examples: ``input_ids`` and ``labels`` per training sequence (-100 on the prompt).
+
+    With ``share_prefix`` a sequence holds one report's prefix once followed by several question+answer
+    segments; ``segments`` then gives, per sequence, ``[prefix_len, segment_len, ...]`` (None for plain
+    one-example sequences).
+    """
 
     input_ids: list[list[int]]
     labels: list[list[int]]
     n_truncated: int = 0
     n_dropped: int = 0
     stats_extra: dict[str, Any] = field(default_factory=dict)
+    segments: list[list[int] | None] | None = None
 
     def __len__(self) -> int:
         return len(self.input_ids)
+
+    def items(self) -> list[tuple[list[int], list[int]] | tuple[list[int], list[int], list[int]]]:
+        """The training items: ``(input_ids, labels)`` or, for a shared-prefix sequence,
+        ``(input_ids, labels, segments)``; what :class:`SFTCollator` takes."""
+        if self.segments is None:
+            return list(zip(self.input_ids, self.labels))
+        return [(i, lab) if seg is None else (i, lab, seg)
+                for i, lab, seg in zip(self.input_ids, self.labels, self.segments)]
 
     def stats(self) -> dict[str, Any]:
         n_tok = sum(len(x) for x in self.input_ids)
         n_resp = sum(sum(1 for t in lab if t != IGNORE_INDEX) for lab in self.labels)
         return {
-            "n_examples": len(self),
+            "n_sequences": len(self),
             "n_tokens": n_tok,
             "n_response_tokens": n_resp,
             "response_share": round(n_resp / n_tok, 4) if n_tok else 0.0,
@@ -254,6 +268,7 @@ def encode_examples(
     *,
     max_length: int,
     shots: ShotsFn | Sequence[Sequence[Example]] | None = None,
+    share_prefix: bool = False,
 ) -> SFTData:
     """Encode examples for instruction tuning through ``builder.encode(example, shots, with_response=True)``.
 
@@ -264,14 +279,20 @@ def encode_examples(
     inference), keeping the question, the response and EOS; an example whose question and response alone do
     not fit is dropped with a warning.
 
+    ``share_prefix=True`` packs the examples whose prompts share a prefix (the same report asked several
+    questions) into one sequence: the prefix once, then each question+answer segment.  :class:`SFTCollator`
+    gives every segment the positions it has on its own and an attention mask that lets it see the prefix
+    and itself only, so each example's loss is what it would be alone (tested), while the report is encoded
+    once instead of once per question.  The prefix is cut to ``max_length`` minus the longest segment of
+    its group, so every example still fits ``max_length`` on its own.
+
     Raises:
         InputError: an example without a response, or nothing left to train on.
     """
-    input_ids: list[list[int]] = []
-    labels: list[list[int]] = []
     truncated = dropped = n_shots = 0
     if shots is not None and not callable(shots) and len(shots) != len(examples):
         raise InputError(f"got {len(shots)} lists of shots for {len(examples)} examples")
+    encoded: list[tuple[list[int], list[int], list[int]]] = []  # (prefix, suffix, response)
     for i, ex in enumerate(examples):
         if not isinstance(ex, Example):
             raise InputError(f"example {i}: expected an Example, got {type(ex).__name__}")
@@ -287,48 +308,107 @@ def encode_examples(
         if tail >= max_length:
             dropped += 1
             continue
-        if len(enc.prefix_ids) + tail > max_length:
-            enc.prefix_ids = enc.prefix_ids[: max_length - tail]
-            truncated += 1
-        input_ids.append(enc.input_ids)
-        labels.append(enc.labels)
+        encoded.append((list(enc.prefix_ids), list(enc.suffix_ids), list(enc.response_ids)))
     if dropped:
         warnings.warn(f"{dropped} example(s) dropped: question + response longer than data.max_length={max_length}",
                       stacklevel=2)
+    if not encoded:
+        raise InputError("no examples left to train on")
+
+    input_ids: list[list[int]] = []
+    labels: list[list[int]] = []
+    segments: list[list[int] | None] = []
+    if share_prefix:
+        groups: dict[tuple[int, ...], list[tuple[list[int], list[int]]]] = {}
+        for prefix, suffix, response in encoded:
+            groups.setdefault(tuple(prefix), []).append((suffix, response))
+        for prefix_t, segs in groups.items():
+            longest = max(len(s) + len(r) for s, r in segs)
+            prefix = list(prefix_t)
+            if len(prefix) + longest > max_length:
+                prefix = prefix[: max_length - longest]
+                truncated += len(segs)
+            ids, lab, lens = list(prefix), [IGNORE_INDEX] * len(prefix), [len(prefix)]
+            for suffix, response in segs:
+                ids += suffix + response
+                lab += [IGNORE_INDEX] * len(suffix) + response
+                lens.append(len(suffix) + len(response))
+            input_ids.append(ids)
+            labels.append(lab)
+            segments.append(lens if len(segs) > 1 else None)
+    else:
+        for prefix, suffix, response in encoded:
+            tail = len(suffix) + len(response)
+            if len(prefix) + tail > max_length:
+                prefix = prefix[: max_length - tail]
+                truncated += 1
+            input_ids.append(prefix + suffix + response)
+            labels.append([IGNORE_INDEX] * (len(prefix) + len(suffix)) + response)
+            segments.append(None)
     if truncated:
         logger.info("%d example(s) truncated to max_length=%d (end of the report text cut)", truncated, max_length)
-    if not input_ids:
-        raise InputError("no examples left to train on")
-    return SFTData(input_ids, labels, truncated, dropped,
-                   {"shots_per_example": round(n_shots / max(1, len(examples)), 3)})
+    extra = {"n_examples": len(encoded), "shots_per_example": round(n_shots / max(1, len(examples)), 3)}
+    return SFTData(input_ids, labels, truncated, dropped, extra,
+                   segments if any(s is not None for s in segments) else None)
 
 
 class SFTCollator:
-    """Right-pads a list of ``(input_ids, labels)`` into tensors.
+    """Right-pads a list of training items into tensors.
 
-    Padding positions get ``pad_id`` as input, 0 in the attention mask and -100 as label; labels come from
-    the encoding, so an EOS that equals the pad id would still be learned.
+    Items are ``(input_ids, labels)`` or, for shared-prefix sequences, ``(input_ids, labels, segments)``
+    with ``segments = [prefix_len, segment_len, ...]``.  Padding positions get ``pad_id`` as input, 0 in the
+    attention mask and -100 as label; labels come from the encoding, so an EOS that equals the pad id would
+    still be learned.
+
+    When a batch holds a shared-prefix item, the batch also gets ``position_ids`` (each segment continues
+    from the end of the prefix) and ``segment_mask``, a ``[batch, 1, length, length]`` boolean mask (True =
+    may attend): causal within the prefix and within each segment, and each segment sees the prefix.
     """
 
     def __init__(self, pad_id: int, *, pad_to_multiple_of: int | None = None) -> None:
         self.pad_id = int(pad_id)
         self.pad_to_multiple_of = pad_to_multiple_of
 
-    def __call__(self, items: Sequence[tuple[Sequence[int], Sequence[int]]]) -> dict[str, Any]:
+    def __call__(self, items: Sequence[Sequence[Any]]) -> dict[str, Any]:
         import torch
 
-        n = max(len(ids) for ids, _ in items)
+        n = max(len(it[0]) for it in items)
         if self.pad_to_multiple_of:
             m = self.pad_to_multiple_of
             n = -(-n // m) * m
         ids_t = torch.full((len(items), n), self.pad_id, dtype=torch.long)
         lab_t = torch.full((len(items), n), IGNORE_INDEX, dtype=torch.long)
         mask = torch.zeros((len(items), n), dtype=torch.long)
-        for r, (ids, lab) in enumerate(items):
+        for r, it in enumerate(items):
+            ids, lab = it[0], it[1]
             ids_t[r, :len(ids)] = torch.tensor(ids, dtype=torch.long)
             lab_t[r, :len(lab)] = torch.tensor(lab, dtype=torch.long)
             mask[r, :len(ids)] = 1
-        return {"input_ids": ids_t, "attention_mask": mask, "labels": lab_t}
+        out = {"input_ids": ids_t, "attention_mask": mask, "labels": lab_t}
+        if any(len(it) > 2 and it[2] for it in items):
+            pos = torch.zeros((len(items), n), dtype=torch.long)
+            seg_mask = torch.zeros((len(items), 1, n, n), dtype=torch.bool)
+            causal = torch.ones((n, n), dtype=torch.bool).tril()
+            for r, it in enumerate(items):
+                length = len(it[0])
+                lens = list(it[2]) if len(it) > 2 and it[2] else [length]
+                p = lens[0]
+                pos[r, :p] = torch.arange(p)
+                seg_mask[r, 0, :p, :p] = causal[:p, :p]
+                start = p
+                for seg in lens[1:]:
+                    end = start + seg
+                    pos[r, start:end] = torch.arange(p, p + seg)
+                    seg_mask[r, 0, start:end, :p] = True
+                    seg_mask[r, 0, start:end, start:end] = causal[:seg, :seg]
+                    start = end
+                if start != length:
+                    raise InputError(f"segments {lens} do not add up to the sequence length {length}")
+                idx = torch.arange(length, n)
+                seg_mask[r, 0, idx, idx] = True  # padding attends to itself only (no all-masked rows)
+            out["position_ids"] = pos
+            out["segment_mask"] = seg_mask
+        return out
 
 
 # ============================================================================================= pad token

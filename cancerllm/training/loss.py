@@ -19,7 +19,14 @@ import torch.nn.functional as F
 
 from .data import IGNORE_INDEX
 
-__all__ = ["CausalLMLoss", "full_logits_loss", "response_only_loss"]
+__all__ = ["CausalLMLoss", "batch_args", "full_logits_loss", "response_only_loss"]
+
+
+def batch_args(batch: dict[str, torch.Tensor]) -> tuple[Any, ...]:
+    """``(input_ids, attention_mask, labels, position_ids)`` of a collated batch: the shared-prefix
+    ``segment_mask`` replaces the padding mask when present."""
+    mask = batch.get("segment_mask", batch.get("attention_mask"))
+    return batch["input_ids"], mask, batch["labels"], batch.get("position_ids")
 
 
 def _base(model: Any) -> Any:
@@ -37,9 +44,23 @@ def _postprocess_logits(base: Any, logits: torch.Tensor) -> torch.Tensor:
     return logits
 
 
+def _mask(model: Any, attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """A 4D boolean mask (shared-prefix sequences) becomes the additive float mask the attention adds."""
+    if attention_mask is None or attention_mask.ndim != 4 or attention_mask.dtype != torch.bool:
+        return attention_mask
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    if dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        dtype = torch.float32
+    return torch.zeros(attention_mask.shape, dtype=dtype, device=attention_mask.device).masked_fill(
+        ~attention_mask, torch.finfo(dtype).min)
+
+
 def response_only_loss(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
-                       labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+                       labels: torch.Tensor, position_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
     """Summed next-token cross-entropy over labelled positions, with the LM head applied only there.
+
+    ``attention_mask`` may be 2D (padding) or a 4D boolean mask with ``position_ids`` (shared-prefix
+    sequences, see :class:`cancerllm.training.SFTCollator`).
 
     Returns:
         ``(loss_sum, n_labelled)``; divide by the number of labelled tokens for the mean.
@@ -47,7 +68,8 @@ def response_only_loss(model: Any, input_ids: torch.Tensor, attention_mask: torc
     base = _base(model)
     body = base.get_decoder()
     head = base.get_output_embeddings()
-    out = body(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+    extra = {"position_ids": position_ids} if position_ids is not None else {}
+    out = body(input_ids=input_ids, attention_mask=_mask(base, attention_mask), use_cache=False, **extra)
     hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
     targets = labels[:, 1:]
     keep = targets != IGNORE_INDEX
@@ -58,9 +80,11 @@ def response_only_loss(model: Any, input_ids: torch.Tensor, attention_mask: torc
 
 
 def full_logits_loss(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
-                     labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+                     labels: torch.Tensor, position_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
     """The usual way: logits at every position, cross-entropy where labelled.  Same return as above."""
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+    extra = {"position_ids": position_ids} if position_ids is not None else {}
+    logits = model(input_ids=input_ids, attention_mask=_mask(_base(model), attention_mask), use_cache=False,
+                   **extra).logits
     targets = labels[:, 1:]
     keep = targets != IGNORE_INDEX
     loss = F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
@@ -95,9 +119,9 @@ class CausalLMLoss(torch.nn.Module):
             return False
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
-                labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                labels: torch.Tensor, position_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         fn = response_only_loss if self.response_only else full_logits_loss
-        loss, n = fn(self.model, input_ids, attention_mask, labels)
+        loss, n = fn(self.model, input_ids, attention_mask, labels, position_ids)
         return loss, torch.tensor(n, device=loss.device)
 
     @torch.no_grad()
@@ -109,7 +133,7 @@ class CausalLMLoss(torch.nn.Module):
         # Same dropout masks for both paths: run each from the same RNG state, then restore the caller's
         # state (so verifying changes nothing downstream).  The model stays in training mode: switching a
         # bitsandbytes 4-bit layer to eval on CPU repacks its weights into an inference-only format.
-        args = (batch["input_ids"], batch.get("attention_mask"), batch["labels"])
+        args = batch_args(batch)
         devices = [batch["input_ids"].device] if batch["input_ids"].device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             seed = int(torch.randint(0, 2**31 - 1, (1,)))

@@ -3,7 +3,6 @@ of a phase-1 adapter, and the new LoRA adapter."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .._constants import DEFAULT_MODEL
+from .._hashing import file_sha256
 from ..errors import ConfigError, ModelLoadError
 from . import checkpoint as ckpt
 from .config import TrainingConfig
@@ -122,14 +122,6 @@ def _load_causal_lm(path: str, cfg: TrainingConfig, *, quantization: Any = None,
         raise ModelLoadError(f"cannot load model {path!r} (safetensors weights are required): {exc}") from exc
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def merge_pretrain_adapter(cfg: TrainingConfig, base: str, accelerator: Any) -> str:
     """Merge ``cfg.model.pretrain_adapter`` into the base and save the result (main process; others wait).
 
@@ -144,7 +136,7 @@ def merge_pretrain_adapter(cfg: TrainingConfig, base: str, accelerator: Any) -> 
         raise ModelLoadError(f"model.pretrain_adapter {adapter} is not a PEFT adapter directory "
                              "(adapter_config.json + adapter_model.safetensors)")
     out = Path(cfg.model.merged_base_dir or Path(cfg.output_dir) / "merged-base")
-    marker = {"base_model": base, "adapter": str(adapter.resolve()), "adapter_sha256": _file_digest(weights)}
+    marker = {"base_model": base, "adapter": str(adapter.resolve()), "adapter_sha256": file_sha256(weights)}
     if accelerator.is_main_process:
         done = out / _MERGED_MARKER
         if not (done.is_file() and json.loads(done.read_text()) == marker):

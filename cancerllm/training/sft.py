@@ -121,13 +121,14 @@ def instruction_tune(
     if shots is None and cfg.data.num_shots > 0:
         shots = _shot_selector(cfg, train_ex, tokenizer)
     train_shots, eval_shots = _shots_for(shots, train_ex), _shots_for(shots, eval_ex)
-    data = encode_examples(train_ex, builder, max_length=cfg.data.max_length, shots=train_shots)
-    eval_data = (encode_examples(eval_ex, builder, max_length=cfg.data.max_length, shots=eval_shots)
-                 if eval_ex else None)
-    items = list(zip(data.input_ids, data.labels))
-    eval_items = list(zip(eval_data.input_ids, eval_data.labels)) if eval_data else []
+    share = cfg.data.share_prefix
+    data = encode_examples(train_ex, builder, max_length=cfg.data.max_length, shots=train_shots, share_prefix=share)
+    eval_data = (encode_examples(eval_ex, builder, max_length=cfg.data.max_length, shots=eval_shots,
+                                 share_prefix=share) if eval_ex else None)
+    items: list[Any] = data.items()
+    eval_items: list[Any] = eval_data.items() if eval_data else []
     if acc.is_main_process:
-        logger.info("instruction tuning on %d examples: %s", len(items), data.stats())
+        logger.info("instruction tuning on %d sequences: %s", len(items), data.stats())
 
     trained = run_training(
         cfg, accelerator=acc, model=model, items=items, collate=SFTCollator(pad_id), resume=resume,

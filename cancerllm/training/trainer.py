@@ -125,10 +125,12 @@ def data_digest(items: Sequence[tuple[Sequence[int], Sequence[int]]]) -> str:
     from array import array
 
     h = hashlib.sha256()
-    for ids, labels in items:
+    for ids, labels, *segments in items:
         h.update(array("q", ids).tobytes())
         h.update(b"|")
         h.update(array("q", labels).tobytes())
+        if segments and segments[0]:
+            h.update(b"#" + array("q", segments[0]).tobytes())
         h.update(b";")
     return h.hexdigest()[:16]
 
@@ -160,7 +162,7 @@ def run_training(
     from accelerate.utils import DistributedType, set_seed
     from transformers import get_scheduler
 
-    from .loss import CausalLMLoss
+    from .loss import CausalLMLoss, batch_args
 
     acc = accelerator
     t, o = cfg.training, cfg.optimizer
@@ -289,7 +291,7 @@ def run_training(
                 sync = j == len(group) - 1
                 ctx = contextlib.nullcontext() if sync else acc.no_sync(lossmod)
                 with ctx:
-                    loss_sum, _ = lossmod(b["input_ids"], b["attention_mask"], b["labels"])
+                    loss_sum, _ = lossmod(*batch_args(b))
                     acc.backward(loss_sum * (loss_scale / max(n_lab, 1)))
                 loss_sum_total += float(loss_sum.detach())
             for cb in callbacks:
@@ -361,6 +363,8 @@ def evaluate_loss(lossmod: Any, items: Sequence[Any], collate: Collate, acc: Any
     """Mean token loss on ``items`` (sharded across processes)."""
     import torch
 
+    from .loss import batch_args
+
     lossmod.eval()
     mine = list(range(acc.process_index, len(items), acc.num_processes))
     tot = torch.zeros(2, device=acc.device)
@@ -368,7 +372,7 @@ def evaluate_loss(lossmod: Any, items: Sequence[Any], collate: Collate, acc: Any
         for i in range(0, len(mine), batch_size):
             b = collate([items[j] for j in mine[i:i + batch_size]])
             b = {k: v.to(acc.device) for k, v in b.items()}
-            s, c = lossmod(b["input_ids"], b["attention_mask"], b["labels"])
+            s, c = lossmod(*batch_args(b))
             tot += torch.stack([s.detach().float(), c.float()])
     if acc.num_processes > 1:
         tot = acc.reduce(tot, reduction="sum")

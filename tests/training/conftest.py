@@ -92,3 +92,23 @@ def synth():
     from types import SimpleNamespace
 
     return SimpleNamespace(rows=phenotype_rows, examples=phenotype_examples, config=base_config)
+
+
+def random_lora_model(*, seed: int = 1):
+    """A tiny random model with an all-linear LoRA whose B matrices are non-zero (every LoRA parameter
+    then gets a gradient); returns ``(tokenizer, peft_model)``."""
+    import peft
+    import torch
+
+    from cancerllm.testing import make_tiny_model, make_tiny_tokenizer
+
+    tok = make_tiny_tokenizer()
+    model = make_tiny_model(tok, hidden_size=32)
+    model = peft.get_peft_model(model, peft.LoraConfig(r=4, lora_alpha=8, target_modules="all-linear",
+                                                       task_type="CAUSAL_LM"))
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.1)
+    return tok, model

@@ -8,22 +8,15 @@ torch = pytest.importorskip("torch")
 peft = pytest.importorskip("peft")
 
 from cancerllm.prompts import PromptBuilder  # noqa: E402
-from cancerllm.testing import make_tiny_model, make_tiny_tokenizer  # noqa: E402
 from cancerllm.training.data import SFTCollator, encode_examples  # noqa: E402
 from cancerllm.training.loss import CausalLMLoss, full_logits_loss, response_only_loss  # noqa: E402
+
+from .conftest import random_lora_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def setup(synth):
-    tok = make_tiny_tokenizer()
-    model = make_tiny_model(tok, hidden_size=32)
-    model = peft.get_peft_model(model, peft.LoraConfig(r=4, lora_alpha=8, target_modules="all-linear",
-                                                       task_type="CAUSAL_LM"))
-    torch.manual_seed(1)
-    with torch.no_grad():  # non-zero B so that every LoRA parameter gets a gradient
-        for n, p in model.named_parameters():
-            if "lora_B" in n:
-                p.normal_(0, 0.1)
+    tok, model = random_lora_model(seed=1)
     exs = synth.examples(synth.rows(3, seed=5))
     data = encode_examples(exs, PromptBuilder("alpaca", tok), max_length=512)
     batch = SFTCollator(tok.pad_token_id)(list(zip(data.input_ids, data.labels)))

@@ -1,0 +1,94 @@
+"""Train CancerLLM-Smol, the library's embedded default, with the library's own pipeline.
+
+    python benchmarks/smol/train_smol.py [--data ../shared/data/tcga/tcga_reports_dev.jsonl] [--install]
+
+1. split the file by patient (:func:`cancerllm.benchmark.split.split_records`, 20% validation, fixed salt);
+   only the training part is used below;
+2. phase 1: LoRA continued pre-training on the training reports' texts (``pretrain.yaml``);
+3. phase 2: instruction tuning on phenotype QA (+ "Not relevant" receptor questions outside breast) and
+   diagnosis examples of the training reports (``sft.yaml``), on the merged phase-1 model;
+4. stack both adapters into one (:func:`cancerllm.training.stack_adapters`, float16) and, with
+   ``--install``, copy it into ``cancerllm/_resources/cancerllm-smol-adapter/``.
+
+Every phase checkpoints and resumes: rerun the same command after an interruption.  Seeds are fixed in the
+configs; the diagnosis subset is drawn with ``random.Random(42)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import shutil
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+OUT = ROOT / "benchmarks" / "out" / "smol"
+PACKAGE_ADAPTER = ROOT / "cancerllm" / "_resources" / "cancerllm-smol-adapter"
+DIAGNOSIS_SHARE = 0.4
+
+
+def build_data(data_file: Path) -> dict[str, int]:
+    from cancerllm.benchmark.split import split_records
+    from cancerllm.data import read_tcga, tcga_to_diagnosis_examples, tcga_to_phenotype_examples, write_examples
+    from cancerllm.data.io import write_jsonl
+
+    records = read_tcga(data_file)
+    train, val = split_records(records)
+    d = OUT / "data"
+    d.mkdir(parents=True, exist_ok=True)
+    write_jsonl([{"patient_id": r.patient_id, "text": r.text} for r in train], d / "pretrain_texts.jsonl")
+    examples = tcga_to_phenotype_examples(train)
+    rng = random.Random(42)
+    diag_records = [r for r in train if rng.random() < DIAGNOSIS_SHARE]
+    examples += tcga_to_diagnosis_examples(diag_records)
+    write_examples(examples, d / "sft_train.jsonl")
+    (d / "split.json").write_text(json.dumps({"train": [r.patient_id for r in train],
+                                              "validation": [r.patient_id for r in val]}, indent=1))
+    return {"train_reports": len(train), "validation_reports": len(val), "sft_examples": len(examples),
+            "diagnosis_examples": len(diag_records)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "tcga" / "tcga_reports_dev.jsonl"))
+    ap.add_argument("--install", action="store_true", help="copy the stacked adapter into the package")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    import os
+
+    os.chdir(ROOT)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    from cancerllm.training import TrainingConfig, instruction_tune, pretrain, stack_adapters
+
+    print("data:", build_data(Path(args.data)), flush=True)
+    pt_cfg = TrainingConfig.from_yaml(HERE / "pretrain.yaml")
+    if not (Path(pt_cfg.output_dir) / "train_results.json").is_file():
+        pretrain(pt_cfg)
+    sft_cfg = TrainingConfig.from_yaml(HERE / "sft.yaml")
+    if not (Path(sft_cfg.output_dir) / "train_results.json").is_file():
+        instruction_tune(sft_cfg)
+    stacked = stack_adapters([pt_cfg.output_dir, sft_cfg.output_dir], OUT / "cancerllm-smol-adapter",
+                             base_model="cancerllm-smol", dtype="float16")
+    for name in ("train_results.json", "training_config.yaml"):
+        shutil.copy2(Path(sft_cfg.output_dir) / name, stacked / f"sft_{name}")
+        shutil.copy2(Path(pt_cfg.output_dir) / name, stacked / f"pretrain_{name}")
+    size = (stacked / "adapter_model.safetensors").stat().st_size
+    print(f"stacked adapter: {stacked} ({size / 1e6:.1f} MB)", flush=True)
+    if args.install:
+        if PACKAGE_ADAPTER.exists():
+            shutil.rmtree(PACKAGE_ADAPTER)
+        shutil.copytree(stacked, PACKAGE_ADAPTER)
+        print(f"installed into {PACKAGE_ADAPTER}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,396 @@
+"""Run the real-data benchmark: models (alone and with retrieval) and the rule-based baseline on the
+benchmark tasks, with scores, bootstrap intervals, time, peak memory and misspelling robustness.
+
+    >>> from cancerllm.benchmark import run_benchmark                                    # doctest: +SKIP
+    >>> res = run_benchmark("tcga_reports_dev.jsonl", models=["cancerllm-smol"], retrievers=["random"],
+    ...                     limit=50, out_dir="bench-out")                              # doctest: +SKIP
+    >>> res["systems"]["cancerllm-smol"]["phenotype_accuracy"]["overall"]["value"]      # doctest: +SKIP
+
+What is scored and how is in ``docs/benchmark.md``.  The returned dict is what ``results.json`` holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .._hashing import file_sha256
+from ..errors import InputError
+from ..schema import PhenotypeResult
+from .normalize import answers_match, normalize
+from .tasks import BenchmarkTasks, Split, build_tasks, select_records
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DEFAULT_MISSPELLING_RATES", "System", "run_benchmark", "score_diagnoses", "score_phenotypes"]
+
+#: The paper's misspelling rates, applied to the report texts at inference.
+DEFAULT_MISSPELLING_RATES: tuple[float, ...] = (0.02, 0.04, 0.06, 0.08)
+#: Diagnosis answers are short (histology and site); the paper's 500 tokens only cost time here.
+DIAGNOSIS_MAX_NEW_TOKENS = 128
+
+
+@dataclass
+class System:
+    """One row of the tables: a model (name, path or loaded :class:`~cancerllm.CancerLLM`), optionally with a
+    retriever and ``k`` retrieved examples, or the rule-based baseline (``kind="rules"``)."""
+
+    name: str
+    kind: str = "model"
+    model: Any = None
+    retriever: str | None = None
+    k: int = 0
+
+
+# ------------------------------------------------------------------------------------------ measuring
+def _rss_bytes() -> int | None:
+    try:
+        with open("/proc/self/statm", encoding="ascii") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, AttributeError):
+        pass
+    try:
+        import psutil  # type: ignore[import-not-found]
+
+        return int(psutil.Process().memory_info().rss)
+    except Exception:  # noqa: BLE001 - memory figures are optional
+        return None
+
+
+class PeakMemory:
+    """Peak resident memory of this process while the block runs (sampled every 10 ms), and the peak
+    CUDA memory allocated by torch when a GPU is in use."""
+
+    def __init__(self, interval: float = 0.01) -> None:
+        self.interval = interval
+        self.peak_rss: int | None = None
+        self.peak_cuda: int | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            rss = _rss_bytes()
+            if rss is not None:
+                self.peak_rss = max(self.peak_rss or 0, rss)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakMemory:
+        import sys
+
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        import sys
+
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        rss = _rss_bytes()
+        if rss is not None:
+            self.peak_rss = max(self.peak_rss or 0, rss)
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_available():
+            self.peak_cuda = int(torch.cuda.max_memory_allocated())
+
+
+def _mb(n: int | None) -> float | None:
+    return round(n / 2**20, 1) if n is not None else None
+
+
+# ------------------------------------------------------------------------------------------ scoring
+def _accuracy(flags: Sequence[bool], *, ci: bool, seed: int) -> dict[str, Any]:
+    from ..metrics import bootstrap_ci
+
+    n = len(flags)
+    if n == 0:
+        return {"value": None, "ci": None, "n": 0}
+    value = sum(flags) / n
+    interval = [round(x, 4) for x in bootstrap_ci([float(f) for f in flags], seed=seed)] if ci else None
+    return {"value": round(value, 4), "ci": interval, "n": n}
+
+
+def score_phenotypes(tasks: BenchmarkTasks, predictions: Sequence[PhenotypeResult], *, ci: bool = True,
+                     seed: int = 0) -> dict[str, Any]:
+    """Score phenotype predictions (one :class:`~cancerllm.schema.PhenotypeResult` per report).
+
+    Returns ``{"accuracy": {"overall": ..., "per_phenotype": {...}}, "evaluation": EvaluationResult dump,
+    "cases": [per-case records]}``.  Accuracy is :func:`~cancerllm.benchmark.answers_match` (normalised
+    match); the evaluation is EM/BLEU-2/ROUGE-L on the normalised items (:func:`~cancerllm.benchmark.normalize`).
+    """
+    from ..metrics import evaluate
+
+    if len(predictions) != len(tasks.records):
+        raise InputError(f"got {len(predictions)} predictions for {len(tasks.records)} reports")
+    if not tasks.phenotype_cases:
+        return {"accuracy": {"overall": _accuracy([], ci=False, seed=seed), "per_phenotype": {}},
+                "evaluation": None, "cases": []}
+    names, preds, golds, flags, rows = [], [], [], [], []
+    for c in tasks.phenotype_cases:
+        pred = predictions[c.report].get(c.phenotype)
+        ok = answers_match(c.phenotype, pred, c.gold)
+        norm_pred = [v for v in (normalize(c.phenotype, x) for x in pred or []) if v]
+        norm_gold = [v for v in (normalize(c.phenotype, x) for x in c.gold or []) if v]
+        names.append(c.phenotype)
+        preds.append(norm_pred or None)
+        golds.append(norm_gold or None)
+        flags.append(ok)
+        rows.append({"patient_id": c.patient_id, "phenotype": c.phenotype, "gold": c.gold, "prediction": pred,
+                     "match": ok})
+    result = evaluate(predictions=preds, references=golds, phenotypes=names, ci=ci, seed=seed)
+    per = {ph: _accuracy([f for f, n in zip(flags, names) if n == ph], ci=ci, seed=seed)
+           for ph in tasks.phenotypes if ph in names}
+    return {"accuracy": {"overall": _accuracy(flags, ci=ci, seed=seed), "per_phenotype": per},
+            "evaluation": result.model_dump(mode="json"), "cases": rows}
+
+
+def score_diagnoses(tasks: BenchmarkTasks, texts: Sequence[str | None], *, mapper: Any = None, ci: bool = True,
+                    seed: int = 0) -> dict[str, Any]:
+    """Score generated diagnosis texts (one per report) against ``"<histology>, <site>"`` (EM/BLEU-2/ROUGE-L)
+    and, mapped to ICD-10-CM with ``mapper`` (:meth:`IcdMapper.default` when None), against ``icd_10`` at the
+    full code and the 3-character category."""
+    from ..metrics import evaluate
+    from .icd import IcdMapper, icd_match
+
+    if len(texts) != len(tasks.records):
+        raise InputError(f"got {len(texts)} diagnoses for {len(tasks.records)} reports")
+    mapper = mapper or IcdMapper.default()
+    text_cases = [c for c in tasks.diagnosis_cases if c.text]
+    evaluation = None
+    if text_cases:
+        evaluation = evaluate(predictions=[[texts[c.report]] if texts[c.report] else None for c in text_cases],
+                              references=[[c.text] for c in text_cases], ci=ci, seed=seed).model_dump(mode="json")
+    icd_cases = [c for c in tasks.diagnosis_cases if c.icd_10]
+    codes = [mapper.map(texts[c.report]) for c in icd_cases]
+    rows = [{"patient_id": c.patient_id, "gold": c.text, "prediction": texts[c.report], "icd_10": c.icd_10,
+             "predicted_code": mapper.map(texts[c.report])} for c in tasks.diagnosis_cases]
+    return {
+        "evaluation": evaluation,
+        "icd": {
+            "full": _accuracy([icd_match(p, c.icd_10, "full") for p, c in zip(codes, icd_cases)], ci=ci, seed=seed),
+            "category": _accuracy([icd_match(p, c.icd_10, "category") for p, c in zip(codes, icd_cases)],
+                                  ci=ci, seed=seed),
+        },
+        "cases": rows,
+    }
+
+
+# ------------------------------------------------------------------------------------------ running
+def _systems(models: Sequence[Any], retrievers: Sequence[str], k: int, rules: bool) -> list[System]:
+    out: list[System] = []
+    seen: set[str] = set()
+    for i, m in enumerate(models):
+        base = m if isinstance(m, str) else getattr(m, "display_name", None) or f"model-{i + 1}"
+        name = base if base not in seen else f"{base} ({i + 1})"
+        seen.add(name)
+        out.append(System(name=name, model=m))
+        for r in retrievers:
+            out.append(System(name=f"{name} + {r} (k={k})", model=m, retriever=r, k=k))
+    if rules:
+        out.append(System(name="rules (regex)", kind="rules"))
+    return out
+
+
+def _load(model: Any) -> Any:
+    from ..model import CancerLLM
+
+    if isinstance(model, CancerLLM):
+        return model
+    if not isinstance(model, (str, os.PathLike)):
+        raise InputError(f"models must be names, paths or CancerLLM objects, got {type(model).__name__}")
+    return CancerLLM.from_pretrained(os.fspath(model))
+
+
+def _corpus(records: Sequence[Any]) -> tuple[list[Any], list[Any]]:
+    from ..data import tcga_to_diagnosis_examples, tcga_to_phenotype_examples
+
+    return tcga_to_phenotype_examples(records), tcga_to_diagnosis_examples(records)
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[Any, float, PeakMemory]:
+    with PeakMemory() as mem:
+        t0 = time.perf_counter()
+        out = fn()
+        seconds = time.perf_counter() - t0
+    return out, seconds, mem
+
+
+def _device(model: Any) -> str:
+    try:
+        return str(next(model.model.parameters()).device)
+    except Exception:  # noqa: BLE001
+        return "cpu"
+
+
+def run_benchmark(
+    data: str | os.PathLike[str] | Sequence[Any],
+    *,
+    models: Sequence[Any] = ("cancerllm-smol",),
+    retrievers: Sequence[str] = (),
+    k: int = 2,
+    rules: bool = True,
+    split: Split = "validation",
+    limit: int | None = None,
+    phenotypes: Iterable[str] | None = None,
+    diagnosis: bool = True,
+    misspelling_rates: Sequence[float] = DEFAULT_MISSPELLING_RATES,
+    ci: bool = True,
+    seed: int = 0,
+    batch_size: int = 32,
+    diagnosis_max_new_tokens: int = DIAGNOSIS_MAX_NEW_TOKENS,
+    out_dir: str | os.PathLike[str] | None = None,
+    command: str | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Benchmark models and baselines on a file in the shared TCGA format.
+
+    Args:
+        data: the JSONL file (or TCGA records).
+        models: model names/paths (``"cancerllm-smol"``, a saved CancerLLM or adapter directory, a hub id) or
+            loaded :class:`~cancerllm.CancerLLM` objects; each is a system of its own.
+        retrievers: retriever names; each model is also run with each retriever (``k`` examples per prompt,
+            retrieved from the *training* part of the split, never from the reports being scored).
+        rules: add the rule-based baseline (:class:`~cancerllm.benchmark.RuleBasedExtractor`).
+        split: ``"validation"`` (default; the part CancerLLM-Smol never saw), ``"train"`` or ``"all"``.
+        limit: score only this many reports, a deterministic subset (:func:`select_records`).
+        phenotypes: restrict the phenotype questions (all eight by default).
+        diagnosis: also generate diagnoses (and map them to ICD-10).
+        misspelling_rates: re-run phenotype extraction of each model (without retrieval) on report texts
+            with this share of words misspelled (the paper's 2-8%); ``()`` to skip.
+        ci: bootstrap 95% intervals.
+        seed: seed of the bootstrap and of the misspellings.
+        batch_size: sequences decoded together.
+        diagnosis_max_new_tokens: generation budget of a diagnosis.
+        out_dir: write ``results.json``, ``report.md``, tables, plots and predictions there.
+        command: the command line to record in the report.
+        progress: progress bars.
+
+    Returns:
+        The results (``meta``, ``coverage``, ``systems``, ``robustness``), as written to ``results.json``.
+    """
+    from ..data import read_tcga
+    from ..robustness import misspell
+    from .rules import RuleBasedExtractor
+
+    if k < 1 and retrievers:
+        raise InputError(f"k must be at least 1 with retrievers, got {k}")
+    for rate in misspelling_rates:
+        if not 0 < float(rate) <= 1:
+            raise InputError(f"misspelling rates must be in (0, 1], got {rate}")
+    meta: dict[str, Any] = {}
+    if isinstance(data, (str, os.PathLike)):
+        path = Path(data)
+        all_records = read_tcga(path)
+        meta.update(data=str(path), data_sha256=file_sha256(path)[:16])
+    else:
+        all_records = list(data)
+        meta.update(data="(records)", data_sha256=None)
+    records = select_records(all_records, split=split, limit=limit)
+    tasks = build_tasks(records, phenotypes=phenotypes)
+    corpus_records: list[Any] = []
+    if retrievers:
+        if split == "validation":
+            corpus_records = select_records(all_records, split="train")
+        else:
+            corpus_records = records  # the input itself is never retrieved
+    phen_corpus, diag_corpus = _corpus(corpus_records) if retrievers else ([], [])
+
+    from .. import __version__
+
+    meta.update(
+        split=split, limit=limit, n_reports=len(records), n_phenotype_cases=len(tasks.phenotype_cases),
+        n_retrieval_corpus_reports=len(corpus_records), phenotypes=tasks.phenotypes, k=k if retrievers else 0,
+        diagnosis=diagnosis, diagnosis_max_new_tokens=diagnosis_max_new_tokens, batch_size=batch_size,
+        misspelling_rates=list(misspelling_rates), seed=seed, ci=ci, cancerllm_version=__version__,
+        python=platform.python_version(), machine=f"{platform.machine()}, {os.cpu_count()} CPU threads",
+        date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), command=command,
+        patient_ids=[r.patient_id for r in records],
+    )
+    texts = tasks.texts
+    systems = _systems(list(models), list(retrievers), k, rules)
+    results: dict[str, Any] = {"meta": meta, "coverage": tasks.coverage(), "systems": {},
+                               "robustness": {"misspelling": {}}}
+    from .icd import IcdMapper
+
+    mapper = IcdMapper.default()
+    loaded: dict[int, tuple[Any, float]] = {}
+    for sys_ in systems:
+        logger.info("benchmark: %s", sys_.name)
+        entry: dict[str, Any] = {"kind": sys_.kind, "retriever": sys_.retriever, "k": sys_.k,
+                                 "model": sys_.model if isinstance(sys_.model, str) else None}
+        timing: dict[str, Any] = {}
+        if sys_.kind == "rules":
+            extractor = RuleBasedExtractor()
+            preds, secs, mem = _timed(lambda ex=extractor: ex.extract_many(texts))
+            timing.update(phenotype_s=round(secs, 3), reports_per_s=round(len(texts) / max(secs, 1e-9), 3),
+                          device="cpu", peak_rss_mb=_mb(mem.peak_rss))
+            entry["not_extracted"] = [p for p in tasks.phenotypes if p not in RuleBasedExtractor.PHENOTYPES]
+            diag_texts = None
+        else:
+            key = id(sys_.model)
+            if key not in loaded:
+                m, load_s, _ = _timed(lambda m=sys_.model: _load(m))
+                loaded[key] = (m, load_s)
+            model, load_s = loaded[key]
+            timing.update(load_s=round(load_s, 3), device=_device(model))
+            kw: dict[str, Any] = {}
+            if sys_.retriever:
+                kw = {"retriever": sys_.retriever, "k": sys_.k}
+            extractor = model.phenotype_extractor(tasks.phenotypes, batch_size=batch_size, progress=progress,
+                                                  **({**kw, "corpus": phen_corpus} if kw else {}))
+            preds, secs, mem = _timed(lambda ex=extractor: ex.extract_many(texts, progress=progress))
+            n_prompts = len(texts) * len(tasks.phenotypes)
+            timing.update(phenotype_s=round(secs, 3), reports_per_s=round(len(texts) / secs, 3),
+                          prompts_per_s=round(n_prompts / secs, 3), peak_rss_mb=_mb(mem.peak_rss),
+                          peak_cuda_mb=_mb(mem.peak_cuda))
+            diag_texts = None
+            if diagnosis:
+                gen = model.diagnosis_generator(max_new_tokens=diagnosis_max_new_tokens, batch_size=batch_size,
+                                                progress=progress, **({**kw, "corpus": diag_corpus} if kw else {}))
+                out, dsecs, dmem = _timed(lambda g=gen: g.generate_many(texts, progress=progress))
+                diag_texts = [d.text for d in out]
+                timing.update(diagnosis_s=round(dsecs, 3), diagnosis_reports_per_s=round(len(texts) / dsecs, 3),
+                              diagnosis_peak_rss_mb=_mb(dmem.peak_rss), diagnosis_peak_cuda_mb=_mb(dmem.peak_cuda))
+        ph = score_phenotypes(tasks, preds, ci=ci, seed=seed)
+        entry.update(phenotype=ph["evaluation"], phenotype_accuracy=ph["accuracy"], phenotype_cases=ph["cases"],
+                     timing=timing)
+        if diag_texts is not None:
+            dg = score_diagnoses(tasks, diag_texts, mapper=mapper, ci=ci, seed=seed)
+            entry.update(diagnosis=dg["evaluation"], icd=dg["icd"], diagnosis_cases=dg["cases"])
+        results["systems"][sys_.name] = entry
+
+        if sys_.kind == "model" and not sys_.retriever and misspelling_rates:
+            curve = []
+            for rate in misspelling_rates:
+                noisy, changes = misspell(texts, rate=float(rate), seed=seed)
+                npreds = extractor.extract_many(noisy, progress=progress)
+                sc = score_phenotypes(tasks, npreds, ci=ci, seed=seed)
+                ev = sc["evaluation"]
+                curve.append({"rate": float(rate), "n_misspelled_words": len(changes),
+                              "accuracy": sc["accuracy"]["overall"],
+                              "average_f1": ev["average_f1"] if ev else None,
+                              "average_f1_ci": ev["average_f1_ci"] if ev else None})
+            results["robustness"]["misspelling"][sys_.name] = curve
+
+    # the gold text through the ICD mapper: the ceiling of the ICD-coded diagnosis scores
+    if diagnosis:
+        gold = score_diagnoses(tasks, [c.text for c in tasks.diagnosis_cases], mapper=mapper, ci=ci, seed=seed)
+        results["icd_mapper_on_gold_text"] = gold["icd"]
+    if out_dir is not None:
+        from .report import write_report
+
+        write_report(results, out_dir)
+    return results

@@ -1,0 +1,137 @@
+"""Stack LoRA adapters trained one on top of another into one adapter on the original base.
+
+Instruction tuning after continued pre-training trains its adapter on *base + pre-training adapter
+(merged)*.  To ship or load the pair as one ordinary PEFT adapter on the original base, the two low-rank
+updates are concatenated: ``B1 A1 s1 + B2 A2 s2 = [B1 s1 | B2 s2] [A1 ; A2]``, a LoRA of rank ``r1 + r2``
+with scaling 1.  This is exact (tested against merging adapter 1 and applying adapter 2), needs no
+training, and works for plain LoRA on linear layers (no DoRA, no per-module rank or alpha patterns, no
+bias training).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, ModelLoadError
+
+__all__ = ["stack_adapters"]
+
+_WEIGHTS = "adapter_model.safetensors"
+_CONFIG = "adapter_config.json"
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
+
+
+def _read(adapter: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    from safetensors.torch import load_file
+
+    if not (adapter / _CONFIG).is_file() or not (adapter / _WEIGHTS).is_file():
+        raise ModelLoadError(f"{adapter} is not a PEFT adapter directory ({_CONFIG} + {_WEIGHTS})")
+    cfg = json.loads((adapter / _CONFIG).read_text(encoding="utf-8"))
+    if cfg.get("peft_type", "LORA") != "LORA":
+        raise ConfigError(f"{adapter}: only LoRA adapters can be stacked, not {cfg.get('peft_type')}")
+    for key in ("use_dora", "rank_pattern", "alpha_pattern", "modules_to_save"):
+        if cfg.get(key):
+            raise ConfigError(f"{adapter}: adapters with {key} cannot be stacked exactly")
+    if cfg.get("bias", "none") != "none":
+        raise ConfigError(f"{adapter}: adapters that train biases cannot be stacked exactly")
+    return cfg, load_file(str(adapter / _WEIGHTS))
+
+
+def stack_adapters(
+    adapters: Sequence[str | os.PathLike[str]],
+    output_dir: str | os.PathLike[str],
+    *,
+    base_model: str | None = None,
+    dtype: str = "float16",
+) -> Path:
+    """Write one LoRA adapter equal to applying ``adapters`` in order, each trained on the base merged with
+    the ones before it (continued pre-training, then instruction tuning).
+
+    Args:
+        adapters: adapter directories, first to last.
+        output_dir: where the stacked adapter goes; the last adapter's tokenizer files and
+            ``cancerllm_config.json`` are copied along (with ``base_model`` set).
+        base_model: the original base recorded in the result (default: the first adapter's base).
+        dtype: dtype of the saved weights (``"float16"`` halves the size; ``"float32"`` keeps it exact).
+
+    Returns:
+        ``output_dir``.
+    """
+    import torch
+    from safetensors.torch import save_file
+
+    if len(adapters) < 1:
+        raise ConfigError("stack_adapters needs at least one adapter")
+    paths = [Path(a) for a in adapters]
+    loaded = [_read(p) for p in paths]
+    out_dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}.get(dtype)
+    if out_dtype is None:
+        raise ConfigError(f"dtype={dtype!r}; use 'float16', 'bfloat16' or 'float32'")
+
+    modules: dict[str, dict[int, tuple[Any, Any, float]]] = {}
+    for i, (cfg, weights) in enumerate(loaded):
+        r, alpha = int(cfg["r"]), float(cfg["lora_alpha"])
+        scale = alpha / math.sqrt(r) if cfg.get("use_rslora") else alpha / r
+        for key, a in weights.items():
+            if ".lora_A." not in key:
+                if ".lora_B." not in key:
+                    raise ConfigError(f"{paths[i]}: unexpected tensor {key}; only lora_A/lora_B can be stacked")
+                continue
+            name = key.split(".lora_A.")[0]
+            b = weights[key.replace(".lora_A.", ".lora_B.")]
+            modules.setdefault(name, {})[i] = (a.float(), b.float(), scale)
+    ranks = [int(cfg["r"]) for cfg, _ in loaded]
+    total_r = sum(ranks)
+    out: dict[str, Any] = {}
+    for name, parts in modules.items():
+        any_a, any_b, _ = next(iter(parts.values()))
+        in_f, out_f = any_a.shape[1], any_b.shape[0]
+        a_rows, b_cols = [], []
+        for i, r in enumerate(ranks):
+            if i in parts:
+                a, b, s = parts[i]
+                a_rows.append(a)
+                b_cols.append(b * s)
+            else:  # this adapter does not touch the module: zero block
+                a_rows.append(torch.zeros(r, in_f))
+                b_cols.append(torch.zeros(out_f, r))
+        out[f"{name}.lora_A.weight"] = torch.cat(a_rows, 0).to(out_dtype).contiguous()
+        out[f"{name}.lora_B.weight"] = torch.cat(b_cols, 1).to(out_dtype).contiguous()
+
+    first_cfg, last_cfg = loaded[0][0], loaded[-1][0]
+    targets: set[str] = set()
+    for cfg, _ in loaded:
+        t = cfg.get("target_modules") or []
+        targets.update([t] if isinstance(t, str) else t)
+    new_cfg = dict(last_cfg)
+    new_cfg.update(r=total_r, lora_alpha=total_r, use_rslora=False, target_modules=sorted(targets),
+                   base_model_name_or_path=base_model or first_cfg.get("base_model_name_or_path"))
+    dest = Path(output_dir)
+    tmp = dest.with_name(dest.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    save_file(out, str(tmp / _WEIGHTS), metadata={"format": "pt"})
+    (tmp / _CONFIG).write_text(json.dumps(new_cfg, indent=2), encoding="utf-8")
+    last = paths[-1]
+    for fname in _TOKENIZER_FILES:
+        if (last / fname).is_file():
+            shutil.copy2(last / fname, tmp / fname)
+    from .._constants import CONFIG_NAME
+
+    if (last / CONFIG_NAME).is_file():
+        saved = json.loads((last / CONFIG_NAME).read_text(encoding="utf-8"))
+        if base_model is not None or "base_model" in saved:
+            saved["base_model"] = new_cfg["base_model_name_or_path"]
+        saved["stacked_from"] = [p.name for p in paths]
+        (tmp / CONFIG_NAME).write_text(json.dumps(saved, indent=2), encoding="utf-8")
+    if dest.exists():
+        shutil.rmtree(dest)
+    os.replace(tmp, dest)
+    return dest

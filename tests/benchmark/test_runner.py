@@ -1,0 +1,155 @@
+"""Scoring, the benchmark runner on a tiny random model, the report writer and the CLI commands."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cancerllm.benchmark import build_tasks, score_diagnoses, score_phenotypes, select_records
+from cancerllm.errors import InputError
+from cancerllm.schema import PhenotypeResult
+
+from .conftest import make_records
+
+
+def _perfect(tasks):
+    preds = [PhenotypeResult() for _ in tasks.records]
+    for c in tasks.phenotype_cases:
+        preds[c.report].set(c.phenotype, c.gold)
+    return preds
+
+
+def test_perfect_predictions_score_one_and_none_score_zero():
+    tasks = build_tasks(select_records(make_records(20, seed=5), split="all"))
+    good = score_phenotypes(tasks, _perfect(tasks))
+    assert good["accuracy"]["overall"]["value"] == 1.0
+    assert good["evaluation"]["average_f1"] == pytest.approx(1.0)
+    empty = score_phenotypes(tasks, [PhenotypeResult() for _ in tasks.records])
+    n_nr = sum(c.gold is None for c in tasks.phenotype_cases)
+    # an empty answer is right exactly where the gold is "Not relevant"
+    assert empty["accuracy"]["overall"]["value"] == pytest.approx(n_nr / len(tasks.phenotype_cases), abs=1e-4)
+    assert set(good["accuracy"]["per_phenotype"]) == {c.phenotype for c in tasks.phenotype_cases}
+
+
+def test_normalisation_counts_other_spellings_as_matches():
+    recs = make_records(1, seed=6)
+    recs[0]["labels"].update(stage="Stage IIA", grade="G3", laterality="Left")
+    tasks = build_tasks(recs, phenotypes=["stage", "grade", "laterality"])
+    pred = PhenotypeResult(stage=["stage 2a"], grade=["Grade III"], laterality=["left side"])
+    sc = score_phenotypes(tasks, [pred], ci=False)
+    assert sc["accuracy"]["per_phenotype"] == {p: {"value": 1.0, "ci": None, "n": 1}
+                                              for p in ("laterality", "stage", "grade")}
+    wrong = score_phenotypes(tasks, [PhenotypeResult(stage=["Stage IIB"], grade=["G2"], laterality=["Right"])],
+                             ci=False)
+    assert wrong["accuracy"]["overall"]["value"] == 0.0
+
+
+def test_diagnosis_scores_and_icd_mapping():
+    tasks = build_tasks(make_records(6, seed=7))
+    gold_texts = [c.text for c in tasks.diagnosis_cases]
+    sc = score_diagnoses(tasks, gold_texts, ci=False)
+    assert sc["evaluation"]["average_f1"] == pytest.approx(1.0)
+    assert 0 <= sc["icd"]["category"]["value"] <= 1 and sc["icd"]["category"]["n"] == 6
+    none = score_diagnoses(tasks, [""] * 6, ci=False)
+    assert none["evaluation"]["average_f1"] == 0.0 and none["icd"]["full"]["value"] == 0.0
+    with pytest.raises(InputError, match="diagnoses"):
+        score_diagnoses(tasks, gold_texts[:2])
+
+
+def test_breast_diagnosis_maps_to_the_breast_category():
+    recs = [r for r in make_records(30, seed=8) if r["cancer_type"] == "BRCA"][:2]
+    tasks = build_tasks(recs)
+    sc = score_diagnoses(tasks, ["Infiltrating ductal carcinoma, left breast"] * len(recs), ci=False)
+    assert sc["icd"]["category"]["value"] == 1.0  # C50.x
+
+
+@pytest.fixture(scope="module")
+def bench(tcga_file, tiny_model_dir, tmp_path_factory):
+    from cancerllm.benchmark import run_benchmark
+
+    out = tmp_path_factory.mktemp("bench")
+    res = run_benchmark(tcga_file, models=[str(tiny_model_dir)], retrievers=["random"], k=1, limit=4,
+                        misspelling_rates=(0.05, 0.1), diagnosis_max_new_tokens=4, out_dir=out, batch_size=8)
+    return res, out
+
+
+def test_benchmark_runs_every_system_and_writes_the_report(bench, tiny_model_dir):
+    res, out = bench
+    name = str(tiny_model_dir)
+    assert list(res["systems"]) == [name, f"{name} + random (k=1)", "rules (regex)"]
+    m = res["meta"]
+    assert m["n_reports"] == 4 and m["split"] == "validation" and len(m["patient_ids"]) == 4
+    assert m["n_retrieval_corpus_reports"] > 0
+    for s in res["systems"].values():
+        assert 0.0 <= s["phenotype_accuracy"]["overall"]["value"] <= 1.0
+        assert s["timing"]["phenotype_s"] >= 0 and s["timing"]["peak_rss_mb"] > 0
+        assert s["phenotype_accuracy"]["overall"]["n"] == m["n_phenotype_cases"]
+    model = res["systems"][name]
+    assert model["diagnosis"] is not None and set(model["icd"]) == {"full", "category"}
+    assert model["timing"]["prompts_per_s"] > 0
+    assert "diagnosis" not in res["systems"]["rules (regex)"]
+    assert [p["rate"] for p in res["robustness"]["misspelling"][name]] == [0.05, 0.1]
+    assert res["robustness"]["misspelling"][name][1]["n_misspelled_words"] > 0
+    # the rules baseline is deterministic and good on the synthetic reports
+    assert res["systems"]["rules (regex)"]["phenotype_accuracy"]["per_phenotype"]["laterality"]["value"] == 1.0
+    # files
+    assert json.loads((out / "results.json").read_text())["meta"]["patient_ids"] == m["patient_ids"]
+    report = (out / "report.md").read_text()
+    for heading in ("## Coverage", "## Phenotype extraction", "## Per phenotype", "## Diagnosis generation",
+                    "Table 5", "## Robustness: misspellings", "Table 6", "![per_field.png](plots/per_field.png)"):
+        assert heading in report, heading
+    assert (out / "plots" / "per_field.png").stat().st_size > 1000
+    assert (out / "plots" / "robustness.png").stat().st_size > 1000
+    assert "n/a" in (out / "tables" / "per_phenotype.md").read_text()
+    preds = (out / "predictions" / "rules_regex.jsonl").read_text().splitlines()
+    assert len(preds) == m["n_phenotype_cases"]
+
+
+def test_same_limit_same_reports(bench, tcga_file):
+    from cancerllm.benchmark import run_benchmark
+
+    res, _ = bench
+    again = run_benchmark(tcga_file, models=[], limit=4, diagnosis=False, misspelling_rates=(), ci=False)
+    assert again["meta"]["patient_ids"] == res["meta"]["patient_ids"]
+    assert list(again["systems"]) == ["rules (regex)"]
+
+
+def test_bad_arguments(tcga_file):
+    from cancerllm.benchmark import run_benchmark
+
+    with pytest.raises(InputError, match="misspelling"):
+        run_benchmark(tcga_file, models=[], misspelling_rates=(2.0,))
+    with pytest.raises(InputError, match="models must be"):
+        run_benchmark(tcga_file, models=[42], limit=2, misspelling_rates=())
+
+
+def test_cli_benchmark(tcga_file, tmp_path):
+    from typer.testing import CliRunner
+
+    from cancerllm.cli import app
+
+    out, empty = tmp_path / "b", tmp_path / "empty"
+    empty.mkdir()
+    r = CliRunner().invoke(app, ["benchmark", "--data", str(tcga_file), "--model", str(empty), "--no-rules",
+                                 "--limit", "3", "--out", str(out)])
+    assert r.exit_code == 1 and "error:" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(app, ["benchmark", "--data", str(tmp_path / "missing.jsonl")])
+    assert r.exit_code == 2 and "no such file" in r.output
+    r = CliRunner().invoke(app, ["benchmark", "--data", str(tcga_file), "--misspelling", "abc"])
+    assert r.exit_code == 2 and "--misspelling" in r.output
+
+
+def test_cli_benchmark_writes_the_report(tcga_file, tiny_model_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from cancerllm.cli import app
+
+    out = tmp_path / "b"
+    r = CliRunner().invoke(app, ["benchmark", "--data", str(tcga_file), "--model", str(tiny_model_dir),
+                                 "--limit", "2", "--out", str(out), "--misspelling", "none", "--no-diagnosis",
+                                 "--json", "--quiet"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.output.strip().splitlines()[-1])
+    assert summary["reports"] == 2 and (out / "report.md").is_file()
+    assert "- Command: `cancerllm " in (out / "report.md").read_text()
