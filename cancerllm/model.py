@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._constants import ADAPTER_CONFIG_NAME, CONFIG_NAME, DEFAULT_MODEL, MAX_INPUT_TOKENS
+from ._constants import ADAPTER_CONFIG_NAME, CONFIG_NAME, DEFAULT_MODEL, MAX_INPUT_TOKENS, SMOL_BASE_MODEL
 from .engine.base import Engine
 from .errors import ConfigError, InputError, ModelLoadError
 from .prompts import PromptBuilder
@@ -128,7 +128,9 @@ class CancerLLM:
         """Load a model by local path or hub id, optionally with a PEFT LoRA adapter.
 
         Args:
-            name_or_path: ``"cancerllm-smol"`` (the embedded default, offline), a directory written by
+            name_or_path: ``"cancerllm-smol"`` (the embedded default, offline: SmolLM2-135M-Instruct plus
+                the shipped CancerLLM-Smol adapter), ``"smollm2-135m-instruct"`` (the same base without
+                the adapter, with the same prompts: the zero-shot baseline), a directory written by
                 :meth:`save_pretrained`, a PEFT adapter directory, a model directory or a hub id.
             adapter: path of a PEFT LoRA adapter to load on top.
             quantization: ``None``, ``"8bit"`` or ``"4bit"`` (bitsandbytes NF4 with double quantization).
@@ -156,13 +158,13 @@ class CancerLLM:
         base: str = name
         default_style: str = "alpaca"
         default_prefix = ""
-        if name == DEFAULT_MODEL:
+        if name in (DEFAULT_MODEL, SMOL_BASE_MODEL):
             default_prefix = "{"
             from ._smol import packaged_adapter_dir, smol_base_dir
 
             base = str(smol_base_dir())
             default_style = "chat"
-            if adapter_dir is None:
+            if adapter_dir is None and name == DEFAULT_MODEL:
                 adapter_dir = packaged_adapter_dir()
                 if adapter_dir is not None and (adapter_dir / CONFIG_NAME).is_file():
                     # the prompt the shipped adapter was trained with
@@ -178,7 +180,7 @@ class CancerLLM:
                     raise ConfigError(f"{path} already holds an adapter; do not pass adapter= as well")
                 adapter_dir = path
                 base = saved.get("base_model") or ""
-                if base == DEFAULT_MODEL:
+                if base in (DEFAULT_MODEL, SMOL_BASE_MODEL):
                     from ._smol import smol_base_dir
 
                     base = str(smol_base_dir())
@@ -218,7 +220,7 @@ class CancerLLM:
             model,
             tokenizer,
             prompt_style=style,  # type: ignore[arg-type]
-            base_model=saved.get("base_model") or (DEFAULT_MODEL if name == DEFAULT_MODEL else base),
+            base_model=saved.get("base_model") or (name if name in (DEFAULT_MODEL, SMOL_BASE_MODEL) else base),
             max_input_tokens=max_input_tokens or saved.get("max_input_tokens", MAX_INPUT_TOKENS),
             generation=saved.get("generation"),
             quantization=quantization,

@@ -28,6 +28,10 @@ def test_packaged_adapter_loads_by_default_with_its_prompt(tiny_chat_model_dir, 
     loaded = CancerLLM.from_pretrained("cancerllm-smol")
     assert loaded.has_adapter
     assert loaded.prompt_builder.style == "alpaca" and loaded.prompt_builder.answer_prefix == ""
+    # the base by its own name: never the adapter, the untuned model's prompts
+    plain = CancerLLM.from_pretrained("smollm2-135m-instruct")
+    assert not plain.has_adapter and plain.base_model == "smollm2-135m-instruct"
+    assert plain.prompt_builder.style == "chat" and plain.prompt_builder.answer_prefix == "{"
     # without a shipped adapter: the base with the chat template and the "{" answer prefix
     monkeypatch.setattr(smol, "packaged_adapter_dir", lambda: None)
     base = CancerLLM.from_pretrained("cancerllm-smol")

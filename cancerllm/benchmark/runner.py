@@ -306,7 +306,10 @@ def run_benchmark(
             corpus_records = select_records(all_records, split="train")
         else:
             corpus_records = records  # the input itself is never retrieved
-    phen_corpus, diag_corpus = _corpus(corpus_records) if retrievers else ([], [])
+    # one corpus (phenotype and diagnosis examples of the same reports) and one retriever object per name,
+    # so the corpus reports are embedded once per retriever, not once per system and task
+    corpus = [ex for part in _corpus(corpus_records) for ex in part] if retrievers else []
+    retriever_objs: dict[str, Any] = {}
 
     from .. import __version__
 
@@ -348,9 +351,12 @@ def run_benchmark(
             timing.update(load_s=round(load_s, 3), device=_device(model))
             kw: dict[str, Any] = {}
             if sys_.retriever:
-                kw = {"retriever": sys_.retriever, "k": sys_.k}
-            extractor = model.phenotype_extractor(tasks.phenotypes, batch_size=batch_size, progress=progress,
-                                                  **({**kw, "corpus": phen_corpus} if kw else {}))
+                if sys_.retriever not in retriever_objs:
+                    from ..retrieval import get_retriever
+
+                    retriever_objs[sys_.retriever] = get_retriever(sys_.retriever)
+                kw = {"retriever": retriever_objs[sys_.retriever], "k": sys_.k, "corpus": corpus}
+            extractor = model.phenotype_extractor(tasks.phenotypes, batch_size=batch_size, progress=progress, **kw)
             preds, secs, mem = _timed(lambda ex=extractor: ex.extract_many(texts, progress=progress))
             n_prompts = len(texts) * len(tasks.phenotypes)
             timing.update(phenotype_s=round(secs, 3), reports_per_s=round(len(texts) / secs, 3),
@@ -359,7 +365,7 @@ def run_benchmark(
             diag_texts = None
             if diagnosis:
                 gen = model.diagnosis_generator(max_new_tokens=diagnosis_max_new_tokens, batch_size=batch_size,
-                                                progress=progress, **({**kw, "corpus": diag_corpus} if kw else {}))
+                                                progress=progress, **kw)
                 out, dsecs, dmem = _timed(lambda g=gen: g.generate_many(texts, progress=progress))
                 diag_texts = [d.text for d in out]
                 timing.update(diagnosis_s=round(dsecs, 3), diagnosis_reports_per_s=round(len(texts) / dsecs, 3),

@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .._constants import DEFAULT_MODEL
+from .._constants import DEFAULT_MODEL, SMOL_BASE_MODEL
 from .._hashing import file_sha256
 from ..errors import ConfigError, ModelLoadError
 from . import checkpoint as ckpt
@@ -83,7 +83,7 @@ def make_accelerator(cfg: TrainingConfig) -> Any:
 
 def base_model_path(name: str) -> str:
     """The loadable location of a configured base model (``"cancerllm-smol"`` -> its cached safetensors)."""
-    if name == DEFAULT_MODEL:
+    if name in (DEFAULT_MODEL, SMOL_BASE_MODEL):
         from .._smol import smol_base_dir
 
         return str(smol_base_dir())
@@ -208,7 +208,7 @@ def _enable_checkpointing(model: Any) -> None:
 
 def record_base(name: str) -> str:
     """How the base model is recorded for inference: the embedded default by name, local paths absolute."""
-    if name == DEFAULT_MODEL:
+    if name in (DEFAULT_MODEL, SMOL_BASE_MODEL):
         return name
     p = Path(name).expanduser()
     return str(p.resolve()) if p.exists() else name
