@@ -33,7 +33,12 @@ DIAGNOSIS_SHARE = 0.4
 
 def build_data(data_file: Path) -> dict[str, int]:
     from cancerllm.benchmark.split import split_records
-    from cancerllm.data import read_tcga, tcga_to_diagnosis_examples, tcga_to_phenotype_examples, write_examples
+    from cancerllm.data import (
+        read_tcga,
+        tcga_to_diagnosis_examples,
+        tcga_to_phenotype_examples,
+        write_examples,
+    )
     from cancerllm.data.io import write_jsonl
 
     records = read_tcga(data_file)
@@ -80,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("train_results.json", "training_config.yaml"):
         shutil.copy2(Path(sft_cfg.output_dir) / name, stacked / f"sft_{name}")
         shutil.copy2(Path(pt_cfg.output_dir) / name, stacked / f"pretrain_{name}")
+    shutil.copy2(ROOT / "docs" / "cancerllm-smol.md", stacked / "README.md")  # the model card
     size = (stacked / "adapter_model.safetensors").stat().st_size
     print(f"stacked adapter: {stacked} ({size / 1e6:.1f} MB)", flush=True)
     if args.install:

@@ -90,14 +90,15 @@ def tables(results: Mapping[str, Any]) -> dict[str, str]:
             rows.append([name, _pct(ev["exact_match"]["f1"]), _pct(ev["bleu2"]["f1"]), _pct(ev["rouge_l"]["f1"]),
                          _pct(ev["average_f1"], ev.get("average_f1_ci")),
                          _pct(icd["full"]["value"], icd["full"]["ci"]),
-                         _pct(icd["category"]["value"], icd["category"]["ci"])])
+                         _pct(icd["category"]["value"], icd["category"]["ci"]), f"{ev['n']} / {icd['full']['n']}"])
         gold = results.get("icd_mapper_on_gold_text")
         if gold:
             rows.append(["(gold diagnosis text, mapped)", "-", "-", "-", "-",
                          _pct(gold["full"]["value"], gold["full"]["ci"]),
-                         _pct(gold["category"]["value"], gold["category"]["ci"])])
+                         _pct(gold["category"]["value"], gold["category"]["ci"]), f"- / {gold['full']['n']}"])
         out["diagnosis_summary"] = _table(["System", "EM F1", "BLEU-2 F1", "ROUGE-L F1", "Avg F1 [95% CI]",
-                                           "ICD-10 full code [95% CI]", "ICD-10 category [95% CI]"], rows)
+                                           "ICD-10 full code [95% CI]", "ICD-10 category [95% CI]",
+                                           "n (text / code)"], rows)
 
     rows = []
     n = results["meta"]["n_reports"]
@@ -218,7 +219,8 @@ _SECTIONS = [
      "last row maps the gold text itself, the ceiling of the mapper."),
     ("diagnosis_paper_layout", "Diagnosis generation, the paper's Table 2 layout", ""),
     ("time_memory", "Time and peak memory (the paper's Table 5)", "Wall-clock time of each task over all scored "
-     "reports, in this process, on the device named."),
+     "reports, in this process, on the device named (retriever index building excluded). Peak RSS is the whole "
+     "process's resident memory during the task, models loaded earlier included."),
     ("robustness_misspelling", "Robustness: misspellings at inference", "Words of the report texts misspelled "
      "with one character edit (cancerllm.robustness.misspell); phenotype extraction only. Counterfactual "
      "labels need training runs: see `cancerllm robustness`."),
