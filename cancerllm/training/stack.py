@@ -43,6 +43,17 @@ def _read(adapter: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return cfg, load_file(str(adapter / _WEIGHTS))
 
 
+def _scrub(value: Any) -> Any:
+    """Absolute local paths -> their last part (a shipped adapter should not name the build machine)."""
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        return Path(value).name
+    return value
+
+
 def stack_adapters(
     adapters: Sequence[str | os.PathLike[str]],
     output_dir: str | os.PathLike[str],
@@ -129,7 +140,11 @@ def stack_adapters(
         saved = json.loads((last / CONFIG_NAME).read_text(encoding="utf-8"))
         if base_model is not None or "base_model" in saved:
             saved["base_model"] = new_cfg["base_model_name_or_path"]
-        saved["stacked_from"] = [p.name for p in paths]
+        phases = []
+        for p in paths:  # each phase's training record, local paths reduced to their last part
+            rec = json.loads((p / CONFIG_NAME).read_text(encoding="utf-8")) if (p / CONFIG_NAME).is_file() else {}
+            phases.append(_scrub({"adapter": p.name, **(rec.get("training") or {})}))
+        saved["training"] = {"stacked": phases}
         (tmp / CONFIG_NAME).write_text(json.dumps(saved, indent=2), encoding="utf-8")
     if dest.exists():
         shutil.rmtree(dest)

@@ -37,13 +37,17 @@ def test_stacked_adapter_equals_merge_then_second_adapter(tmp_path):
     with torch.no_grad():
         want = sft(ids).logits
     sft.save_pretrained(tmp_path / "sft")
-    (tmp_path / "sft" / "cancerllm_config.json").write_text(json.dumps({"adapter": True, "base_model": "x"}))
+    (tmp_path / "sft" / "cancerllm_config.json").write_text(json.dumps(
+        {"adapter": True, "base_model": "x", "training": {"stage": "sft", "merged_base": "/somewhere/merged-base"}}))
 
     out = stack_adapters([tmp_path / "pt", tmp_path / "sft"], tmp_path / "stacked", base_model="base",
                          dtype="float32")
     cfg = json.loads((out / "adapter_config.json").read_text())
     assert cfg["r"] == 12 and cfg["lora_alpha"] == 12 and cfg["base_model_name_or_path"] == "base"
-    assert json.loads((out / "cancerllm_config.json").read_text())["base_model"] == "base"
+    saved = json.loads((out / "cancerllm_config.json").read_text())
+    assert saved["base_model"] == "base"
+    assert saved["training"]["stacked"] == [{"adapter": "pt"},
+                                            {"adapter": "sft", "stage": "sft", "merged_base": "merged-base"}]
     got_model = peft.PeftModel.from_pretrained(make_tiny_model(tok, hidden_size=32), str(out)).eval()
     with torch.no_grad():
         got = got_model(ids).logits
