@@ -42,6 +42,11 @@ def _table(header: list[str], rows: list[list[str]], align_right_from: int = 1) 
     return "\n".join(lines) + "\n"
 
 
+def _f1s(ev: Mapping[str, Any]) -> list[str]:
+    """EM, BLEU-2 and ROUGE-L F1 with their intervals, of an EvaluationResult dump (``{}``: dashes)."""
+    return [_pct((ev.get(m) or {}).get("f1"), (ev.get(m) or {}).get("f1_ci")) for m in ("exact_match", "bleu2", "rouge_l")]
+
+
 def _results(systems: Mapping[str, Any], key: str) -> dict[str, EvaluationResult]:
     return {name: EvaluationResult.model_validate(s[key]) for name, s in systems.items() if s.get(key)}
 
@@ -55,11 +60,10 @@ def tables(results: Mapping[str, Any]) -> dict[str, str]:
     rows = []
     for name, s in systems.items():
         ev, acc = s.get("phenotype") or {}, s["phenotype_accuracy"]["overall"]
-        rows.append([name, _pct(acc["value"], acc["ci"]), _pct(ev.get("exact_match", {}).get("f1")),
-                     _pct(ev.get("bleu2", {}).get("f1")), _pct(ev.get("rouge_l", {}).get("f1")),
+        rows.append([name, _pct(acc["value"], acc["ci"]), *_f1s(ev),
                      _pct(ev.get("average_f1"), ev.get("average_f1_ci")), str(acc["n"])])
-    out["phenotype_summary"] = _table(["System", "Match acc. [95% CI]", "EM F1", "BLEU-2 F1", "ROUGE-L F1",
-                                       "Avg F1 [95% CI]", "n"], rows)
+    out["phenotype_summary"] = _table(["System", "Match acc. [95% CI]", "EM F1 [95% CI]", "BLEU-2 F1 [95% CI]",
+                                       "ROUGE-L F1 [95% CI]", "Avg F1 [95% CI]", "n"], rows)
     ph = _results(systems, "phenotype")
     if ph:
         out["phenotype_paper_layout"] = results_table_markdown(ph)
@@ -87,8 +91,7 @@ def tables(results: Mapping[str, Any]) -> dict[str, str]:
         for name in diag:
             s = systems[name]
             ev, icd = s["diagnosis"], s["icd"]
-            rows.append([name, _pct(ev["exact_match"]["f1"]), _pct(ev["bleu2"]["f1"]), _pct(ev["rouge_l"]["f1"]),
-                         _pct(ev["average_f1"], ev.get("average_f1_ci")),
+            rows.append([name, *_f1s(ev), _pct(ev["average_f1"], ev.get("average_f1_ci")),
                          _pct(icd["full"]["value"], icd["full"]["ci"]),
                          _pct(icd["category"]["value"], icd["category"]["ci"]), f"{ev['n']} / {icd['full']['n']}"])
         gold = results.get("icd_mapper_on_gold_text")
@@ -96,7 +99,8 @@ def tables(results: Mapping[str, Any]) -> dict[str, str]:
             rows.append(["(gold diagnosis text, mapped)", "-", "-", "-", "-",
                          _pct(gold["full"]["value"], gold["full"]["ci"]),
                          _pct(gold["category"]["value"], gold["category"]["ci"]), f"- / {gold['full']['n']}"])
-        out["diagnosis_summary"] = _table(["System", "EM F1", "BLEU-2 F1", "ROUGE-L F1", "Avg F1 [95% CI]",
+        out["diagnosis_summary"] = _table(["System", "EM F1 [95% CI]", "BLEU-2 F1 [95% CI]", "ROUGE-L F1 [95% CI]",
+                                           "Avg F1 [95% CI]",
                                            "ICD-10 full code [95% CI]", "ICD-10 category [95% CI]",
                                            "n (text / code)"], rows)
 
