@@ -1,0 +1,37 @@
+"""The CancerLLM-Smol adapter ships inside the package: small, complete, with its prompt settings and card."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+ADAPTER = resources.files("cancerllm").joinpath("_resources", "cancerllm-smol-adapter")
+
+
+def test_adapter_ships_and_is_small():
+    weights = ADAPTER.joinpath("adapter_model.safetensors")
+    assert weights.is_file()
+    with resources.as_file(weights) as p:
+        assert p.stat().st_size <= 20 * 1024 * 1024
+
+
+def test_adapter_config_matches_the_default_prompt():
+    cfg = json.loads(ADAPTER.joinpath("adapter_config.json").read_text())
+    assert cfg["peft_type"] == "LORA" and cfg["base_model_name_or_path"] == "cancerllm-smol"
+    saved = json.loads(ADAPTER.joinpath("cancerllm_config.json").read_text())
+    assert saved["adapter"] is True and saved["base_model"] == "cancerllm-smol"
+    assert saved["prompt"]["style"] == "chat" and saved["prompt"]["answer_prefix"] == "{"
+    # nothing that names this machine's paths
+    text = ADAPTER.joinpath("cancerllm_config.json").read_text() + ADAPTER.joinpath("adapter_config.json").read_text()
+    assert "/work/" not in text and "/root/" not in text and "/home/" not in text
+
+
+def test_model_card_ships_with_the_adapter():
+    card = ADAPTER.joinpath("README.md").read_text()
+    assert "Not for clinical decisions" in card and "validation" in card
+
+
+def test_packaged_adapter_is_found():
+    from cancerllm._smol import packaged_adapter_dir
+
+    assert packaged_adapter_dir() is not None
