@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -279,7 +280,10 @@ class CancerLLM:
         if not (adapter_dir / ADAPTER_CONFIG_NAME).is_file():
             raise ModelLoadError(f"{adapter_dir} is not a PEFT adapter directory (no {ADAPTER_CONFIG_NAME})")
         try:
-            return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
+            with warnings.catch_warnings():
+                # peft calls a transformers method that transformers 5 deprecates; not the user's concern
+                warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+                return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
         except (OSError, ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"cannot load adapter {adapter_dir}: {exc}") from exc
 

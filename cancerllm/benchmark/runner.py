@@ -16,6 +16,7 @@ import os
 import platform
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -25,6 +26,7 @@ from typing import Any
 from .._hashing import file_sha256
 from ..errors import InputError
 from ..schema import PhenotypeResult
+from ..tasks._common import TruncationWarning
 from .normalize import answers_match, normalize
 from .tasks import BenchmarkTasks, Split, build_tasks, select_records
 
@@ -366,7 +368,13 @@ def run_benchmark(
             if diagnosis:
                 gen = model.diagnosis_generator(max_new_tokens=diagnosis_max_new_tokens, batch_size=batch_size,
                                                 progress=progress, **kw)
-                out, dsecs, dmem = _timed(lambda g=gen: g.generate_many(texts, progress=progress))
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", TruncationWarning)
+                    out, dsecs, dmem = _timed(lambda g=gen: g.generate_many(texts, progress=progress))
+                for w in caught:  # one count instead of a warning per long report; others pass on
+                    if not issubclass(w.category, TruncationWarning):
+                        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+                entry["diagnosis_inputs_truncated"] = sum(issubclass(w.category, TruncationWarning) for w in caught)
                 diag_texts = [d.text for d in out]
                 timing.update(diagnosis_s=round(dsecs, 3), diagnosis_reports_per_s=round(len(texts) / dsecs, 3),
                               diagnosis_peak_rss_mb=_mb(dmem.peak_rss), diagnosis_peak_cuda_mb=_mb(dmem.peak_cuda))
