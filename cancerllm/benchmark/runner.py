@@ -176,9 +176,10 @@ def score_diagnoses(tasks: BenchmarkTasks, texts: Sequence[str | None], *, mappe
         evaluation = evaluate(predictions=[[texts[c.report]] if texts[c.report] else None for c in text_cases],
                               references=[[c.text] for c in text_cases], ci=ci, seed=seed).model_dump(mode="json")
     icd_cases = [c for c in tasks.diagnosis_cases if c.icd_10]
-    codes = [mapper.map(texts[c.report]) for c in icd_cases]
+    mapped = [mapper.map(t) for t in texts]  # one mapping per report
+    codes = [mapped[c.report] for c in icd_cases]
     rows = [{"patient_id": c.patient_id, "gold": c.text, "prediction": texts[c.report], "icd_10": c.icd_10,
-             "predicted_code": mapper.map(texts[c.report])} for c in tasks.diagnosis_cases]
+             "predicted_code": mapped[c.report]} for c in tasks.diagnosis_cases]
     return {
         "evaluation": evaluation,
         "icd": {
