@@ -1,9 +1,12 @@
 """Phenotype extraction speed: the official CancerLLM code's way vs cancerllm's engine, same model, same inputs.
 
 The official way (its ``generation.py``): one prompt at a time, a full ``model.generate`` per question, the
-report re-encoded for each of the eight questions, decoding until EOS or ``max_new_tokens``.  Ours:
-``PhenotypeExtractor.extract_many`` (length-sorted batches, one encoding of each report shared by its eight
-questions through the KV cache, stop at EOS or at the end of the answer set).  Both use the same prompt
+report re-encoded for each of the eight questions, decoding until EOS or ``max_new_tokens``, on the PEFT
+model as loaded (adapter not merged).  Ours: ``PhenotypeExtractor.extract_many`` on
+``CancerLLM.from_pretrained`` defaults (adapter merged into the weights; length-sorted batches; each report
+encoded once and its single KV copy read by its eight questions through shared-prefix attention; stop at
+EOS or at the end of the answer set).  ``--ablate`` also times ours without the merge and with the
+report's KV cache copied per question instead of shared.  Both use the same prompt
 token ids and greedy decoding; the script checks that the parsed answers are identical and that each of
 our raw outputs is a prefix of the official one (ours stops early at ``}``), then prints prompts/s and the
 ratio.
@@ -40,15 +43,15 @@ def load_reports(n: int, max_chars: int, data: Path | None) -> list[str]:
     return [texts[i % len(texts)] for i in range(n)]
 
 
-def load_model(name: str) -> CancerLLM:
+def load_model(name: str, **kw) -> CancerLLM:
     if name == "tiny":
         import tempfile
 
         from cancerllm.testing import save_tiny_model
 
         path = save_tiny_model(Path(tempfile.mkdtemp()) / "tiny", arch="mistral", hidden_size=256, num_layers=4)
-        return CancerLLM.from_pretrained(path)
-    return CancerLLM.from_pretrained(name)
+        return CancerLLM.from_pretrained(path, **kw)
+    return CancerLLM.from_pretrained(name, **kw)
 
 
 def official_way(llm: CancerLLM, reports: list[str], max_new_tokens: int) -> list[list[str]]:
@@ -83,6 +86,8 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=256, help="sequences decoded together (256 = all 32x8)")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    ap.add_argument("--ablate", action="store_true",
+                    help="also time ours with the adapter unmerged and with the KV cache copied per question")
     args = ap.parse_args()
     models = args.model or ["tiny", "cancerllm-smol"]
     reports = load_reports(args.reports, args.max_chars, args.data)
@@ -91,25 +96,35 @@ def main() -> int:
     results = []
     for name in models:
         llm = load_model(name)
+        as_loaded = load_model(name, merge_adapter=False)  # what the official code runs
         our_way(llm, reports[:2], 4, args.batch_size)  # warm-up
         t0 = time.perf_counter()
         ours = our_way(llm, reports, args.max_new_tokens, args.batch_size)
         t_ours = time.perf_counter() - t0
         t0 = time.perf_counter()
-        official = official_way(llm, reports, args.max_new_tokens)
+        official = official_way(as_loaded, reports, args.max_new_tokens)
         t_off = time.perf_counter() - t0
         n = len(reports) * 8
+        ablations = {}
+        if args.ablate:
+            for label, model, shared in [("ours_unmerged_s", as_loaded, True), ("ours_kv_copied_s", llm, False)]:
+                model.engine.shared_prefix = shared
+                t0 = time.perf_counter()
+                same = our_way(model, reports, args.max_new_tokens, args.batch_size) == ours
+                ablations[label] = round(time.perf_counter() - t0, 2)
+                ablations[label[:-2] + "_same_output"] = same
+                model.engine.shared_prefix = True
         same_answers = sum(parse_answer(a) == parse_answer(b) for ra, rb in zip(ours, official) for a, b in zip(ra, rb))
         prefix = sum(b.startswith(a) for ra, rb in zip(ours, official) for a, b in zip(ra, rb))
         row = {
             "model": name, "prompts": n, "official_s": round(t_off, 2), "ours_s": round(t_ours, 2),
             "official_prompts_per_s": round(n / t_off, 2), "ours_prompts_per_s": round(n / t_ours, 2),
             "speedup": round(t_off / t_ours, 2), "identical_answers": f"{same_answers}/{n}",
-            "ours_is_prefix_of_official": f"{prefix}/{n}",
+            "ours_is_prefix_of_official": f"{prefix}/{n}", **ablations,
         }
         results.append(row)
         print(json.dumps(row))
-        del llm
+        del llm, as_loaded
     print("\n| model | official (prompts/s) | cancerllm (prompts/s) | speed-up | identical parsed answers |")
     print("|---|---|---|---|---|")
     for r in results:

@@ -125,6 +125,7 @@ class CancerLLM:
         allow_pickle: bool = False,
         backend: str = "hf",
         answer_prefix: str | None = None,
+        merge_adapter: bool | None = None,
     ) -> CancerLLM:
         """Load a model by local path or hub id, optionally with a PEFT LoRA adapter.
 
@@ -148,6 +149,12 @@ class CancerLLM:
             answer_prefix: text that opens every phenotype answer in the prompt (see
                 :class:`~cancerllm.prompts.PromptBuilder`); default: the saved config's, ``"{"`` for the
                 embedded default, else ``""`` (the official format).
+            merge_adapter: add the LoRA update into the base weights for inference (PEFT's
+                ``merge_adapter``), so a forward pass runs one matmul per layer instead of three (about 20%
+                faster on SmolLM2, same outputs up to float rounding).  The adapter stays attached:
+                :meth:`save_pretrained` still writes it, and ``model.unmerge_adapter()`` undoes the merge.
+                Default: merge when the weights are not quantized (merging into 8-bit/4-bit weights would
+                round them).
 
         Raises:
             ModelLoadError: the model, tokenizer or adapter cannot be loaded.
@@ -213,6 +220,11 @@ class CancerLLM:
         )
         if adapter_dir is not None:
             model = cls._load_adapter(model, adapter_dir)
+            if merge_adapter or (merge_adapter is None and quantization is None):
+                if quantization is not None:
+                    raise ConfigError("merge_adapter=True cannot be combined with quantization (it would round "
+                                      "the merged weights); leave merge_adapter unset")
+                model.merge_adapter()
         model.eval()
         style = prompt_style or default_style
         if style == "chat" and not getattr(tokenizer, "chat_template", None):
@@ -292,6 +304,15 @@ class CancerLLM:
     def has_adapter(self) -> bool:
         """Whether a LoRA (PEFT) adapter is loaded on the base model."""
         return hasattr(self.model, "peft_config")
+
+    @property
+    def adapter_merged(self) -> bool:
+        """Whether the adapter's update is merged into the base weights (see ``merge_adapter``)."""
+        if not self.has_adapter:
+            return False
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        return any(m.merged for m in self.model.modules() if isinstance(m, BaseTunerLayer))
 
     def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
         """Write the adapter (or, without one, the whole model) in safetensors, the tokenizer, and

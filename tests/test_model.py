@@ -53,6 +53,22 @@ def test_round_trip_with_adapter(tiny_model_dir, tmp_path):
         CancerLLM.from_pretrained(out, adapter=out)
 
 
+def test_adapter_is_merged_for_inference_unless_asked_not_to(tiny_model_dir, tmp_path):
+    out = _lora_model(tiny_model_dir).save_pretrained(tmp_path / "adapter")
+    merged = CancerLLM.from_pretrained(out)
+    unmerged = CancerLLM.from_pretrained(out, merge_adapter=False)
+    assert merged.adapter_merged and not unmerged.adapter_merged
+    assert merged.has_adapter and unmerged.has_adapter
+    assert _answers(merged) == _answers(unmerged)
+    # the merged model still saves its adapter (not merged weights), and loads back the same
+    again = CancerLLM.from_pretrained(merged.save_pretrained(tmp_path / "again"), merge_adapter=False)
+    assert not (tmp_path / "again" / "model.safetensors").exists()
+    assert _answers(again) == _answers(unmerged)
+    with pytest.raises(ConfigError, match="quantization"):
+        CancerLLM.from_pretrained(out, quantization="8bit", merge_adapter=True)
+    assert not CancerLLM.from_pretrained(out, quantization="8bit").adapter_merged
+
+
 @pytest.mark.parametrize("quantization", ["8bit", "4bit"])
 def test_quantized_loading_on_cpu(tiny_model_dir, quantization):
     pytest.importorskip("bitsandbytes")

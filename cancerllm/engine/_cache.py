@@ -10,12 +10,28 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["make_cache"]
+import functools
+
+__all__ = ["growable_classes", "make_cache"]
 
 
 def make_cache(reserve: int = 64) -> Any | None:
     """A cache of :class:`GrowableLayer` s, or None when this transformers version has no layered cache API
     (the model then creates its own default cache)."""
+    classes = growable_classes()
+    if classes is None:  # pragma: no cover - transformers < 4.56
+        return None
+    layer_cls, cache_cls = classes
+    try:
+        return cache_cls(functools.partial(layer_cls, reserve=reserve))
+    except TypeError:  # pragma: no cover - a cache API we do not know
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def growable_classes() -> tuple[type, type] | None:
+    """``(GrowableLayer, GrowableCache)``, built once (transformers is imported lazily), or None when this
+    transformers version has no layered cache API."""
     try:
         from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
     except ImportError:  # pragma: no cover - transformers < 4.56
@@ -24,6 +40,10 @@ def make_cache(reserve: int = 64) -> Any | None:
     import torch
 
     class GrowableLayer(DynamicLayer):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, reserve: int = 64, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.reserve = reserve
+
         def lazy_initialization(self, key_states: Any, value_states: Any) -> None:
             super().lazy_initialization(key_states, value_states)
             self._len = 0
@@ -39,7 +59,7 @@ def make_cache(reserve: int = 64) -> Any | None:
             m = key_states.shape[-2]
             need = self._len + m
             if self._k is None or need > self._k.shape[-2]:
-                cap = max(need + reserve, 2 * (self._k.shape[-2] if self._k is not None else 0))
+                cap = max(need + self.reserve, 2 * (self._k.shape[-2] if self._k is not None else 0))
                 shape_k = (*key_states.shape[:2], cap, key_states.shape[-1])
                 shape_v = (*value_states.shape[:2], cap, value_states.shape[-1])
                 k = torch.empty(shape_k, dtype=key_states.dtype, device=key_states.device)
@@ -58,7 +78,7 @@ def make_cache(reserve: int = 64) -> Any | None:
             return getattr(self, "_len", 0) if self.is_initialized else 0
 
         def batch_select_indices(self, indices: Any) -> None:
-            if self.get_seq_length() > 0:
+            if getattr(self, "_k", None) is not None:
                 self._k = self._k[indices]
                 self._v = self._v[indices]
                 self._view()
@@ -82,10 +102,10 @@ def make_cache(reserve: int = 64) -> Any | None:
             super().reset()
 
     class GrowableCache(DynamicCache):  # type: ignore[misc, valid-type]
-        def __init__(self) -> None:
-            Cache.__init__(self, layer_class_to_replicate=GrowableLayer)
+        def __init__(self, layer_factory: Any = GrowableLayer, layers: list[Any] | None = None) -> None:
+            if layers is not None:
+                Cache.__init__(self, layers=layers)
+            else:
+                Cache.__init__(self, layer_class_to_replicate=layer_factory)
 
-    try:
-        return GrowableCache()
-    except TypeError:  # pragma: no cover - a cache API we do not know
-        return None
+    return GrowableLayer, GrowableCache

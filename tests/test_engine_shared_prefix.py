@@ -1,0 +1,119 @@
+"""Shared-prefix attention: one KV copy per report, exact against copying the cache and one-by-one generate."""
+
+from collections import Counter
+
+import pytest
+import torch
+
+from cancerllm import CancerLLM
+from cancerllm.engine import _shared_prefix
+from cancerllm.engine.base import GenerationSettings, PromptGroup
+from cancerllm.engine.hf import HFEngine
+from cancerllm.testing import save_tiny_model
+
+
+def _groups(seed=0, n=7):
+    """Prefixes of 3-60 tokens with 1-4 suffixes of 1-8 tokens each (ragged on purpose)."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(n):
+        pre = torch.randint(5, 500, (int(torch.randint(3, 60, (1,), generator=g)),), generator=g).tolist()
+        sufs = [torch.randint(5, 500, (int(torch.randint(1, 9, (1,), generator=g)),), generator=g).tolist()
+                for _ in range(1 + i % 4)]
+        out.append(PromptGroup(pre, sufs))
+    return out
+
+
+@pytest.fixture(scope="module", params=["mistral", "llama"])
+def llm(request, tmp_path_factory):
+    return CancerLLM.from_pretrained(save_tiny_model(tmp_path_factory.mktemp(request.param) / "m", arch=request.param))
+
+
+@pytest.fixture()
+def engines(llm):
+    shared = HFEngine(llm.model, llm.tokenizer)
+    copied = HFEngine(llm.model, llm.tokenizer)
+    copied.shared_prefix = False
+    # frequent tokens act as EOS, so rows (and whole groups) finish at different steps
+    free = copied.generate_groups(_groups(), GenerationSettings(max_new_tokens=20, batch_size=64))
+    eos = {t for t, _ in Counter(t for g in free for s in g for t in s).most_common(6)}
+    shared.eos_ids = copied.eos_ids = eos
+    return shared, copied
+
+
+def _spy(monkeypatch):
+    calls = []
+    original = HFEngine._run_batch_shared
+
+    def spy(self, *a, **k):
+        calls.append(1)
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(HFEngine, "_run_batch_shared", spy)
+    return calls
+
+
+@pytest.mark.parametrize("batch_size", [64, 5, 3])
+@pytest.mark.parametrize("prefill_tokens", [2048, 30, 1])
+def test_shared_prefix_equals_copied_cache(engines, monkeypatch, batch_size, prefill_tokens):
+    shared, copied = engines
+    calls = _spy(monkeypatch)
+    shared.prefill_tokens = prefill_tokens
+    settings = GenerationSettings(max_new_tokens=20, batch_size=batch_size)
+    out = shared.generate_groups(_groups(), settings)
+    assert calls, "the shared-prefix path was not used"
+    assert out == copied.generate_groups(_groups(), settings)
+    lengths = {len(s) for g in out for s in g}
+    assert len(lengths) > 3  # rows really stopped at different steps
+
+
+def test_shared_prefix_equals_one_by_one_generate(llm, monkeypatch):
+    calls = _spy(monkeypatch)
+    groups = _groups(seed=1, n=4)
+    out = HFEngine(llm.model, llm.tokenizer).generate_groups(groups, GenerationSettings(max_new_tokens=10))
+    assert calls
+    for g, group in enumerate(groups):
+        for s, suffix in enumerate(group.suffix_ids):
+            x = torch.tensor([group.prefix_ids + suffix])
+            ref = llm.model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=10, do_sample=False,
+                                     pad_token_id=llm.tokenizer.pad_token_id)[0, x.shape[1]:].tolist()
+            assert out[g][s] == ref, (g, s)
+
+
+def test_plain_softmax_path_equals_fused_kernel(engines, monkeypatch):
+    shared, copied = engines
+    monkeypatch.setattr(_shared_prefix, "_cpu_flash", lambda: None)
+    settings = GenerationSettings(max_new_tokens=12, batch_size=16)
+    assert shared.generate_groups(_groups(), settings) == copied.generate_groups(_groups(), settings)
+
+
+def test_attention_implementation_is_restored(llm, monkeypatch):
+    before = llm.model.config._attn_implementation
+    HFEngine(llm.model, llm.tokenizer).generate_groups(_groups(n=2), GenerationSettings(max_new_tokens=3))
+    assert llm.model.config._attn_implementation == before
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    eng = HFEngine(llm.model, llm.tokenizer)
+    monkeypatch.setattr(eng, "_decode", boom)
+    with pytest.raises(KeyboardInterrupt):
+        eng.generate_groups(_groups(n=2), GenerationSettings(max_new_tokens=3))
+    assert llm.model.config._attn_implementation == before
+    with pytest.raises(RuntimeError, match="outside"):  # the function refuses to run without engine state
+        _shared_prefix._attention(None, None, None, None, None)
+
+
+def test_unsupported_models_use_the_copying_path(llm, monkeypatch):
+    assert _shared_prefix.supports_shared_prefix(llm.model, 100)
+    window = getattr(llm.model.config, "sliding_window", None)
+    monkeypatch.setattr(llm.model.config, "sliding_window", 16, raising=False)
+    monkeypatch.setattr(llm.model.config, "use_sliding_window", True, raising=False)
+    assert not _shared_prefix.supports_shared_prefix(llm.model, 100)  # longer than the window
+    assert _shared_prefix.supports_shared_prefix(llm.model, 16)
+    monkeypatch.setattr(llm.model.config, "sliding_window", window, raising=False)
+    monkeypatch.setattr(llm.model.config, "model_type", "gemma2")  # soft-capped scores: not split exactly
+    assert not _shared_prefix.supports_shared_prefix(llm.model, 100)
+    calls = _spy(monkeypatch)
+    HFEngine(llm.model, llm.tokenizer).generate_groups(_groups(n=2), GenerationSettings(max_new_tokens=3))
+    assert not calls
