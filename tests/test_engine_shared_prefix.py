@@ -12,12 +12,17 @@ from cancerllm.engine.hf import HFEngine
 from cancerllm.testing import save_tiny_model
 
 
-def _groups(seed=0, n=7):
-    """Prefixes of 3-60 tokens with 1-4 suffixes of 1-8 tokens each (ragged on purpose)."""
+HEADER = list(range(20, 32))  # a shared template/instruction header of 12 tokens
+
+
+def _groups(seed=0, n=7, header=()):
+    """Prefixes of 3-60 tokens (after an optional shared header) with 1-4 suffixes of 1-8 tokens each (ragged
+    on purpose)."""
     g = torch.Generator().manual_seed(seed)
     out = []
     for i in range(n):
-        pre = torch.randint(5, 500, (int(torch.randint(3, 60, (1,), generator=g)),), generator=g).tolist()
+        pre = list(header) + torch.randint(
+            5, 500, (int(torch.randint(3, 60, (1,), generator=g)),), generator=g).tolist()
         sufs = [torch.randint(5, 500, (int(torch.randint(1, 9, (1,), generator=g)),), generator=g).tolist()
                 for _ in range(1 + i % 4)]
         out.append(PromptGroup(pre, sufs))
@@ -55,21 +60,25 @@ def _spy(monkeypatch):
 
 @pytest.mark.parametrize("batch_size", [64, 5, 3])
 @pytest.mark.parametrize("prefill_tokens", [2048, 30, 1])
-def test_shared_prefix_equals_copied_cache(engines, monkeypatch, batch_size, prefill_tokens):
+@pytest.mark.parametrize("header", [(), HEADER])
+def test_shared_prefix_equals_copied_cache(engines, monkeypatch, batch_size, prefill_tokens, header):
     shared, copied = engines
     calls = _spy(monkeypatch)
     shared.prefill_tokens = prefill_tokens
     settings = GenerationSettings(max_new_tokens=20, batch_size=batch_size)
-    out = shared.generate_groups(_groups(), settings)
+    out = shared.generate_groups(_groups(header=header), settings)
     assert calls, "the shared-prefix path was not used"
-    assert out == copied.generate_groups(_groups(), settings)
+    assert out == copied.generate_groups(_groups(header=header), settings)
     lengths = {len(s) for g in out for s in g}
     assert len(lengths) > 3  # rows really stopped at different steps
 
 
-def test_shared_prefix_equals_one_by_one_generate(llm, monkeypatch):
+@pytest.mark.parametrize("header", [(), HEADER, HEADER + [7]])
+def test_shared_prefix_equals_one_by_one_generate(llm, monkeypatch, header):
     calls = _spy(monkeypatch)
-    groups = _groups(seed=1, n=4)
+    groups = _groups(seed=1, n=4, header=header)
+    if len(header) > len(HEADER):  # one prefix is the header itself: the shared part must stop short of it
+        groups.append(PromptGroup(list(header), [[40, 41], [42]]))
     out = HFEngine(llm.model, llm.tokenizer).generate_groups(groups, GenerationSettings(max_new_tokens=10))
     assert calls
     for g, group in enumerate(groups):
@@ -84,7 +93,26 @@ def test_plain_softmax_path_equals_fused_kernel(engines, monkeypatch):
     shared, copied = engines
     monkeypatch.setattr(_shared_prefix, "_cpu_flash", lambda: None)
     settings = GenerationSettings(max_new_tokens=12, batch_size=16)
-    assert shared.generate_groups(_groups(), settings) == copied.generate_groups(_groups(), settings)
+    groups = _groups(header=HEADER)
+    assert shared.generate_groups(groups, settings) == copied.generate_groups(groups, settings)
+
+
+def test_header_is_encoded_once(engines, monkeypatch):
+    shared, _ = engines
+    seen = []
+    original = HFEngine._forward
+
+    def spy(self, ids, *a):
+        seen.append(tuple(ids.shape))
+        return original(self, ids, *a)
+
+    monkeypatch.setattr(HFEngine, "_forward", spy)
+    groups = _groups(header=HEADER)
+    shared.generate_groups(groups, GenerationSettings(max_new_tokens=1, batch_size=64))  # no decoding step
+    assert seen[0] == (1, len(HEADER))  # the header, alone, first
+    # then every other token exactly once: no header copy, and no padding (lengths fall in exact buckets)
+    everything = sum(len(g.prefix_ids) + sum(map(len, g.suffix_ids)) for g in groups)
+    assert sum(r * w for r, w in seen[1:]) == everything - len(groups) * len(HEADER)
 
 
 def test_attention_implementation_is_restored(llm, monkeypatch):

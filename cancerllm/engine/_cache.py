@@ -79,8 +79,9 @@ def growable_classes() -> tuple[type, type] | None:
 
         def batch_select_indices(self, indices: Any) -> None:
             if getattr(self, "_k", None) is not None:
-                self._k = self._k[indices]
-                self._v = self._v[indices]
+                # index_select: several times faster than advanced indexing for a 4D gather on CPU
+                self._k = self._k.index_select(0, indices.to(self._k.device))
+                self._v = self._v.index_select(0, indices.to(self._v.device))
                 self._view()
 
         def batch_repeat_interleave(self, repeats: int) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 
 from ._cache import growable_classes
 
-__all__ = ["ATTENTION_NAME", "SharedPrefixState", "build_shared_cache", "shared_prefix_attention",
+__all__ = ["ATTENTION_NAME", "PrefixLevel", "SharedPrefixState", "build_shared_cache", "shared_prefix_attention",
            "supports_shared_prefix"]
 
 #: the name under which the attention function is registered with transformers
@@ -69,29 +69,20 @@ def _register() -> bool:
     return True
 
 
-class SharedPrefixState:
-    """Which prefix (group) each live row reads, and the validity masks of prefixes and suffixes.
+class PrefixLevel:
+    """One level of shared prefixes (e.g. the instruction header shared by every report, or the reports):
+    the padding of its ``groups`` prefixes and which group each live row reads.
 
-    Rows are laid out, for the prefix matmul, in a ``[groups, slots]`` grid: ``flat[i]`` is row ``i``'s cell.
+    Rows are laid out, for the level's matmul, in a ``[groups, slots]`` grid: ``flat[i]`` is row ``i``'s cell.
     """
 
-    def __init__(self, cache: Any, prefix_valid: Any, row_group: Sequence[int], suffix_valid: Any,
-                 capacity: int) -> None:
-        import torch
+    def __init__(self, valid: Any, row_group: Sequence[int]) -> None:
+        self.pad = ~valid.bool()[:, None, None, :]  # [G, 1, 1, P]
+        self._bias: Any = None
+        self.set_rows(list(row_group))
 
-        self.cache = cache
-        dev = prefix_valid.device
-        self.prefix_pad = ~prefix_valid.bool()[:, None, None, :]  # [G, 1, 1, P]
-        self.suffix_valid = torch.zeros((suffix_valid.shape[0], capacity), dtype=torch.bool, device=dev)
-        self.suffix_valid[:, : suffix_valid.shape[1]] = suffix_valid.bool()
-        self.suffix_len = int(suffix_valid.shape[1])
-        self._set_rows(list(row_group))
-        self._mask_key: tuple[Any, ...] | None = None
-        self._mask: Any = None
-        self._prefix_bias: Any = None
-        self._version = 0
-
-    def _set_rows(self, row_group: list[int]) -> None:
+    def set_rows(self, row_group: list[int]) -> None:
+        """Assign rows to groups (``row_group[i]`` is row ``i``'s group)."""
         import torch
 
         self.row_group = row_group
@@ -100,10 +91,55 @@ class SharedPrefixState:
         for g in row_group:
             slots.append(seen.get(g, 0))
             seen[g] = slots[-1] + 1
-        self.groups = int(self.prefix_pad.shape[0])
+        self.groups = int(self.pad.shape[0])
         self.slots = max(seen.values())
-        dev = self.prefix_pad.device
-        self.flat = torch.tensor([g * self.slots + s for g, s in zip(row_group, slots)], device=dev)
+        flat = [g * self.slots + s for g, s in zip(row_group, slots)]
+        #: rows already fill the grid in order (every group has ``slots`` rows): no scatter/gather needed
+        self.regular = flat == list(range(self.groups * self.slots))
+        self.flat = torch.tensor(flat, device=self.pad.device)
+
+    def bias(self, dtype: Any) -> Any:
+        """Additive mask of the prefixes' padding, ``[groups, 1, 1, prefix]``."""
+        import torch
+
+        if self._bias is None or self._bias.dtype != dtype:
+            self._bias = torch.zeros(self.pad.shape, dtype=dtype, device=self.pad.device)
+            self._bias.masked_fill_(self.pad, float("-inf"))
+        return self._bias
+
+    def keep(self, keep: list[int]) -> Any | None:
+        """Keep rows ``keep``; returns the indices of the groups to keep when enough groups have no row left
+        to be worth copying the live ones (else None: dead groups are skipped by no row)."""
+        import torch
+
+        row_group = [self.row_group[i] for i in keep]
+        live = sorted(set(row_group))
+        idx = None
+        # copying the live prefixes costs as much as reading them a few times: do it once half are dead
+        if 2 * len(live) <= self.groups:
+            remap = {g: i for i, g in enumerate(live)}
+            idx = torch.tensor(live, device=self.pad.device)
+            self.pad, self._bias = self.pad.index_select(0, idx), None
+            row_group = [remap[g] for g in row_group]
+        self.set_rows(row_group)
+        return idx
+
+
+class SharedPrefixState:
+    """The prefix levels every row reads (outermost first) and the validity of each row's own tokens."""
+
+    def __init__(self, cache: Any, levels: Sequence[PrefixLevel], suffix_valid: Any, capacity: int) -> None:
+        import torch
+
+        self.cache = cache
+        self.levels = list(levels)
+        self.suffix_valid = torch.zeros((suffix_valid.shape[0], capacity), dtype=torch.bool,
+                                        device=suffix_valid.device)
+        self.suffix_valid[:, : suffix_valid.shape[1]] = suffix_valid.bool()
+        self.suffix_len = int(suffix_valid.shape[1])
+        self._mask_key: tuple[Any, ...] | None = None
+        self._mask: Any = None
+        self._version = 0
 
     def append_token(self) -> None:
         """Mark one more (generated) suffix position valid for every row."""
@@ -113,32 +149,15 @@ class SharedPrefixState:
 
     def select_rows(self, keep: Any) -> None:
         """Keep only rows ``keep`` (a tensor of row indices); drop prefixes no row reads any more."""
-        import torch
-
         keep_list = keep.tolist()
         self.cache.batch_select_indices(keep)
-        self.suffix_valid = self.suffix_valid[keep]
-        row_group = [self.row_group[i] for i in keep_list]
-        live = sorted(set(row_group))
-        if len(live) < self.groups:
-            remap = {g: i for i, g in enumerate(live)}
-            idx = torch.tensor(live, device=self.prefix_pad.device)
-            self.prefix_pad = self.prefix_pad[idx]
-            self._prefix_bias = None
-            for layer in self.cache.layers:
-                layer.select_prefix(idx)
-            row_group = [remap[g] for g in row_group]
-        self._set_rows(row_group)
+        self.suffix_valid = self.suffix_valid.index_select(0, keep)
+        for li, level in enumerate(self.levels):
+            idx = level.keep(keep_list)
+            if idx is not None:
+                for layer in self.cache.layers:
+                    layer.select_prefix(li, idx)
         self._version += 1
-
-    def prefix_bias(self, dtype: Any) -> Any:
-        """Additive mask of the prefixes' padding, ``[groups, 1, 1, prefix]``."""
-        import torch
-
-        if self._prefix_bias is None or self._prefix_bias.dtype != dtype:
-            bias = torch.zeros(self.prefix_pad.shape, dtype=dtype, device=self.prefix_pad.device)
-            self._prefix_bias = bias.masked_fill_(self.prefix_pad, float("-inf"))
-        return self._prefix_bias
 
     def suffix_bias(self, length: int, queries: int, per_kv: int, dtype: Any) -> Any:
         """Additive mask of the suffixes: query ``i`` (of the last ``queries`` positions) reads suffix key ``j``
@@ -158,33 +177,38 @@ class SharedPrefixState:
         return self._mask
 
 
-def build_shared_cache(prefix_keys: list[Any], prefix_values: list[Any], reserve: int) -> Any:
-    """A cache whose layer ``i`` holds ``prefix_keys[i]`` / ``prefix_values[i]`` (``[G, kv_heads, P, D]``,
-    one copy per group) and grows a per-row suffix cache in preallocated buffers."""
+def build_shared_cache(levels: Sequence[tuple[Sequence[Any], Sequence[Any]]], reserve: int) -> Any:
+    """A cache whose layer ``i`` holds, for each prefix level, ``keys[i]`` / ``values[i]``
+    (``[groups, kv_heads, prefix, head_dim]``, one copy per group), and grows each row's own (suffix) cache
+    in preallocated buffers."""
     classes = growable_classes()
     if classes is None:  # pragma: no cover - checked by supports_shared_prefix
         raise RuntimeError("this transformers version has no layered cache API")
     growable, cache_cls = classes
 
     class SharedPrefixLayer(growable):  # type: ignore[misc, valid-type]
-        def __init__(self, keys: Any, values: Any) -> None:
+        def __init__(self, keys: list[Any], values: list[Any]) -> None:
             super().__init__(reserve=reserve)
             self.prefix_keys, self.prefix_values = keys, values
 
-        def select_prefix(self, idx: Any) -> None:
-            self.prefix_keys = self.prefix_keys[idx]
-            self.prefix_values = self.prefix_values[idx]
+        def select_prefix(self, level: int, idx: Any) -> None:
+            self.prefix_keys[level] = self.prefix_keys[level].index_select(0, idx)
+            self.prefix_values[level] = self.prefix_values[level].index_select(0, idx)
 
         def get_seq_length(self) -> int:
-            return int(self.prefix_keys.shape[-2]) + super().get_seq_length()
+            return sum(int(k.shape[-2]) for k in self.prefix_keys) + super().get_seq_length()
 
-    return cache_cls(layers=[SharedPrefixLayer(k, v) for k, v in zip(prefix_keys, prefix_values)])
+    n_layers = len(levels[0][0]) if levels else 0
+    return cache_cls(layers=[SharedPrefixLayer([lv[0][i] for lv in levels], [lv[1][i] for lv in levels])
+                             for i in range(n_layers)])
 
 
 @contextlib.contextmanager
 def shared_prefix_attention(model: Any, state: SharedPrefixState) -> Iterator[None]:
     """While active, ``model``'s attention reads prefixes from ``state`` (the model's own implementation is
     restored on exit, also on error)."""
+    if not _register():  # pragma: no cover - checked by supports_shared_prefix
+        raise RuntimeError("this transformers version has no AttentionInterface")
     config = model.config
     previous = config._attn_implementation
     token = _ACTIVE.set(state)
@@ -218,6 +242,27 @@ def _softmax_part(q: Any, k: Any, v: Any, bias: Any, scale: float) -> tuple[Any,
     return torch.matmul(e.to(v.dtype), v).float() / total, m + total.log()
 
 
+def _level_part(q: Any, level: PrefixLevel, keys: Any, values: Any, scale: float) -> tuple[Any, Any]:
+    """The rows of each group, stacked, against the group's single copy of the level's prefix; returns
+    (output, log-sum-exp) per row: ``[rows, kv_heads, width, dim]``, ``[rows, kv_heads, width, 1]``."""
+    rows, kv_heads, width, dim = q.shape
+    groups, slots = level.groups, level.slots
+    if level.regular:
+        grid = q
+    else:
+        grid = q.new_zeros((groups * slots, kv_heads, width, dim))
+        grid.index_copy_(0, level.flat, q)
+    grid = grid.reshape(groups, slots, kv_heads, width, dim).transpose(1, 2).reshape(groups, kv_heads, -1, dim)
+    out, lse = _softmax_part(grid, keys, values, level.bias(q.dtype), scale)
+
+    def to_rows(t: Any) -> Any:
+        t = t.view(groups, kv_heads, slots, width, t.shape[-1]).transpose(1, 2)
+        t = t.reshape(groups * slots, kv_heads, width, t.shape[-1])
+        return t if level.regular else t.index_select(0, level.flat)
+
+    return to_rows(out), to_rows(lse)
+
+
 def _attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, scaling: float | None = None,
                dropout: float = 0.0, **kwargs: Any) -> tuple[Any, None]:
     """Softmax attention of ``query`` over [the group's prefix ; the row's own suffix], split and merged."""
@@ -232,24 +277,16 @@ def _attention(module: Any, query: Any, key: Any, value: Any, attention_mask: An
     width = heads // kv_heads * length  # query rows per kv head: the grouped heads, then positions
     scale = dim**-0.5 if scaling is None else scaling
     q = query.reshape(rows, kv_heads, width, dim)
-
-    # prefix part: the rows of one group, stacked, against the group's single copy of the prefix
-    groups, slots = state.groups, state.slots
-    grid = q.new_zeros((groups * slots, kv_heads, width, dim))
-    grid[state.flat] = q
-    grid = grid.view(groups, slots, kv_heads, width, dim).transpose(1, 2).reshape(groups, kv_heads, slots * width, dim)
-    o_p, lse_p = _softmax_part(grid, layer.prefix_keys, layer.prefix_values, state.prefix_bias(query.dtype), scale)
-
-    def to_rows(t: Any) -> Any:
-        t = t.view(groups, kv_heads, slots, width, t.shape[-1]).transpose(1, 2)
-        return t.reshape(groups * slots, kv_heads, width, t.shape[-1])[state.flat]
-
-    o_p, lse_p = to_rows(o_p), to_rows(lse_p)
-    # suffix part: each row against its own question and generated tokens
-    bias = state.suffix_bias(key.shape[-2], length, heads // kv_heads, query.dtype)
-    o_s, lse_s = _softmax_part(q, key, value, bias, scale)
-    # merge the two softmax parts
-    lse = torch.logaddexp(lse_p, lse_s)
-    out = o_p * (lse_p - lse).exp_() + o_s * (lse_s - lse).exp_()
-    out = out.to(query.dtype).view(rows, heads, length, dim).transpose(1, 2).contiguous()
+    parts = [_level_part(q, level, k, v, scale) for level, k, v in
+             zip(state.levels, layer.prefix_keys, layer.prefix_values)]
+    # own part: each row against its own tokens (question, generated tokens)
+    per_kv = heads // kv_heads
+    bias = state.suffix_bias(key.shape[-2], length, per_kv, query.dtype)
+    parts.append(_softmax_part(q, key, value, bias, scale))
+    # merge the softmax parts by their log-sum-exp
+    lse = parts[0][1]
+    for _, lse_i in parts[1:]:
+        lse = torch.logaddexp(lse, lse_i)
+    out = sum(o_i * (lse_i - lse).exp_() for o_i, lse_i in parts)
+    out = out.to(query.dtype).reshape(rows, heads, length, dim).transpose(1, 2).contiguous()
     return out, None

@@ -53,6 +53,10 @@ class HFEngine(Engine):
         self.shared_prefix = True
         #: prefix tokens encoded per forward pass on the shared-prefix path (smaller chunks run faster on CPU)
         self.prefill_tokens = 2048
+        #: at most this many length buckets are encoded separately (each with little or no padding)
+        self.suffix_buckets = 8
+        #: a header shared by every prefix of a batch (template, instruction) at least this long is encoded once
+        self.min_shared_header = 8
         self._base = base
 
     # ------------------------------------------------------------------------------------------ utils
@@ -76,7 +80,13 @@ class HFEngine(Engine):
             "use_cache": True,
             self._cache_kw: cache,
         }
-        if self._logits_kw:
+        if self._logits_kw == "logits_to_keep":
+            # an index, not ``1``: the gathered hidden states are contiguous, so the LM head is one matmul
+            # (the sliced view makes torch broadcast the head weight over the batch: 6x slower)
+            import torch
+
+            kwargs[self._logits_kw] = torch.tensor([input_ids.shape[1] - 1], device=input_ids.device)
+        elif self._logits_kw:
             kwargs[self._logits_kw] = 1
         out = self.model(**kwargs)
         new_cache = getattr(out, "cache", None)
@@ -206,46 +216,49 @@ class HFEngine(Engine):
     def _run_batch_shared(
         self, groups: list[tuple[list[int], list[list[int]]]], settings: GenerationSettings
     ) -> list[list[list[int]]]:
-        """Prefill the prefixes in chunks, keep one copy of each, and decode with shared-prefix attention."""
+        """Encode the header every prefix of the batch starts with once, each prefix's rest once, and decode
+        every suffix against single copies of both (shared-prefix attention)."""
+        import os
+
         import torch
 
         from ._shared_prefix import SharedPrefixState, build_shared_cache, shared_prefix_attention
 
         dev = self.device
         prefixes = [p for p, _ in groups]
-        lp = max(len(p) for p in prefixes)
-        # ---- prefill the prefixes, a chunk of about prefill_tokens tokens at a time (groups come longest first)
-        keys: list[Any] = []
-        values: list[Any] = []
-        start = 0
-        while start < len(prefixes):
-            width = len(prefixes[start])
-            stop = start + max(1, self.prefill_tokens // max(width, 1))
-            ids, mask = self._left_pad(prefixes[start:stop], self.pad_id)
-            ids, mask = ids.to(dev), mask.to(dev)
-            _, chunk_cache = self._forward(ids, mask, (mask.cumsum(-1) - 1).clamp(min=0), make_cache(0))
-            for li, layer in enumerate(chunk_cache.layers):
-                k, v = layer.keys, layer.values
-                if not keys or li >= len(keys):
-                    keys.append(k.new_zeros((len(prefixes), k.shape[1], lp, k.shape[3])))
-                    values.append(v.new_zeros((len(prefixes), v.shape[1], lp, v.shape[3])))
-                keys[li][start:stop, :, lp - k.shape[2]:] = k
-                values[li][start:stop, :, lp - v.shape[2]:] = v
-            del chunk_cache
-            start = stop
-        _, pre_mask = self._left_pad(prefixes, self.pad_id, lp)
-        pre_mask = pre_mask.to(dev)
+        # levels of shared prefixes, outermost first: (keys per layer, values per layer, validity, is_header)
+        levels: list[tuple[list[Any], list[Any], Any, bool]] = []
+        # ---- the header all prefixes share (template, instruction), encoded once
+        head = len(os.path.commonprefix(prefixes)) if len(prefixes) > 1 else 0
+        head = min(head, min(len(p) for p in prefixes) - 1)
+        if head < self.min_shared_header:
+            head = 0
+        if head:
+            ids = torch.tensor([prefixes[0][:head]], device=dev)
+            _, c = self._forward(ids, torch.ones_like(ids), torch.arange(head, device=dev)[None], make_cache(0))
+            valid = torch.ones((1, head), dtype=torch.bool, device=dev)
+            levels.append(([la.keys for la in c.layers], [la.values for la in c.layers], valid, True))
+        # ---- the rest of each prefix (the report), a chunk of about prefill_tokens tokens at a time
+        rests = [p[head:] for p in prefixes]
+        plan = _chunks([len(r) for r in rests], self.prefill_tokens, len(rests))  # exact lengths: no padding
+        keys, values, valid, _ = self._encode_rows(levels, [0] * len(rests), rests, [head] * len(rests), plan)
+        levels.append((keys, values, valid, False))
+        prefix_len = [head + len(r) for r in rests]
 
-        # ---- suffixes: each reads its group's single prefix copy
+        # ---- suffixes: each reads single copies of its prefix levels; encoded in buckets of equal length so
+        # that (almost) no padding is computed, then laid out left-padded for decoding
         row_group = [g for g, (_, sufs) in enumerate(groups) for _ in sufs]
-        suf_ids, suf_mask = self._left_pad([s for _, sufs in groups for s in sufs], self.pad_id)
-        suf_ids, suf_mask = suf_ids.to(dev), suf_mask.to(dev)
-        cache = build_shared_cache(keys, values, settings.max_new_tokens + 1)
-        del keys, values
-        st = SharedPrefixState(cache, pre_mask, row_group, suf_mask, suf_ids.shape[1] + settings.max_new_tokens + 1)
-        pre_len = pre_mask.sum(-1)[row_group]
-        pos = pre_len[:, None] + (suf_mask.cumsum(-1) - 1).clamp(min=0)
-        last = {"pos": pos[:, -1]}
+        suffixes = [s for _, sufs in groups for s in sufs]
+        plan = _length_buckets([len(x) for x in suffixes], self.suffix_buckets)
+        own_k, own_v, suf_valid, logits = self._encode_rows(
+            levels, row_group, suffixes, [prefix_len[g] for g in row_group], plan)
+        n, ls = suf_valid.shape
+        cache = build_shared_cache([(k, v) for k, v, _, _ in levels], settings.max_new_tokens + 1)
+        for layer, k, v in zip(cache.layers, own_k, own_v):
+            layer.update(k, v)
+        del own_k, own_v
+        st = SharedPrefixState(cache, _prefix_levels(levels, row_group), suf_valid, ls + settings.max_new_tokens + 1)
+        last = {"pos": torch.tensor([prefix_len[g] + len(s) - 1 for g, s in zip(row_group, suffixes)], device=dev)}
 
         def compact(idx: Any) -> None:
             st.select_rows(idx)
@@ -258,9 +271,52 @@ class HFEngine(Engine):
             return out
 
         with shared_prefix_attention(self._base, st):
-            logits, _ = self._forward(suf_ids, None, pos, cache)
-            gen = self._decode(logits, suf_ids.shape[0], settings, compact, step)
+            gen = self._decode(logits, n, settings, compact, step)
         return self._split(groups, gen)
+
+    def _encode_rows(self, levels: list[tuple[list[Any], list[Any], Any, bool]], row_group: list[int],
+                     seqs: list[list[int]], start: list[int], plan: list[tuple[int, list[int]]]
+                     ) -> tuple[list[Any], list[Any], Any, Any]:
+        """Encode token sequences ``seqs`` (row ``r`` at positions ``start[r]...``) that attend to single
+        copies of the prefix ``levels`` (row ``r`` reads group ``row_group[r]`` of the last level and group 0
+        of a header level), a chunk of ``plan`` at a time (``(width, rows)``: rows left-padded to ``width``).
+
+        Returns each layer's keys and values ``[rows, kv_heads, W, dim]`` left-padded to the longest
+        sequence ``W``, their validity ``[rows, W]`` and the last position's logits of every row."""
+        import torch
+
+        from ._shared_prefix import SharedPrefixState, build_shared_cache, shared_prefix_attention
+
+        dev = self.device
+        n, w_max = len(seqs), max(len(x) for x in seqs)
+        ids, valid = self._left_pad(seqs, self.pad_id, w_max)
+        ids, valid = ids.to(dev), valid.to(dev)
+        pos = torch.tensor(start, device=dev)[:, None] + (valid.cumsum(-1) - 1).clamp(min=0)
+        keys: list[Any] = []
+        values: list[Any] = []
+        logits: Any = None
+        for width, rows in plan:
+            idx = torch.tensor(rows, device=dev)
+            chunk_ids, chunk_valid, chunk_pos = ids[idx, w_max - width:], valid[idx, w_max - width:], pos[idx]
+            if levels:
+                cache = build_shared_cache([(k, v) for k, v, _, _ in levels], 0)
+                state = SharedPrefixState(cache, _prefix_levels(levels, [row_group[r] for r in rows]),
+                                          chunk_valid, width + 1)
+                with shared_prefix_attention(self._base, state):
+                    out, _ = self._forward(chunk_ids, None, chunk_pos[:, w_max - width:], cache)
+            else:
+                out, cache = self._forward(chunk_ids, chunk_valid.long(), chunk_pos[:, w_max - width:], make_cache(0))
+            if logits is None:
+                logits = out.new_empty((n, out.shape[-1]))
+            logits[idx] = out
+            for li, layer in enumerate(cache.layers):
+                if li >= len(keys):
+                    keys.append(layer.keys.new_zeros((n, layer.keys.shape[1], w_max, layer.keys.shape[3])))
+                    values.append(layer.values.new_zeros((n, layer.values.shape[1], w_max, layer.values.shape[3])))
+                keys[li][idx, :, w_max - width:] = layer.keys
+                values[li][idx, :, w_max - width:] = layer.values
+            del cache
+        return keys, values, valid.bool(), logits
 
     @staticmethod
     def _split(groups: list[tuple[list[int], list[list[int]]]], gen: list[list[int]]) -> list[list[list[int]]]:
@@ -304,3 +360,33 @@ class HFEngine(Engine):
                 active = [active[j] for j in keep]
             logits = step(nxt)
         return gen
+
+
+def _length_buckets(lengths: Sequence[int], max_buckets: int) -> list[tuple[int, list[int]]]:
+    """Rows grouped by length into at most ``max_buckets`` buckets: ``(width, rows)``, each row padded to the
+    smallest bucket width that holds it (equal lengths share a bucket: no padding)."""
+    distinct = sorted(set(lengths))
+    if len(distinct) > max(1, max_buckets):
+        step = len(distinct) / max(1, max_buckets)
+        distinct = sorted({distinct[min(len(distinct) - 1, round((i + 1) * step) - 1)] for i in range(max_buckets)})
+        distinct[-1] = max(lengths)
+    rows: dict[int, list[int]] = {w: [] for w in distinct}
+    for r, n in enumerate(lengths):
+        rows[next(w for w in distinct if w >= n)].append(r)
+    return [(w, r) for w, r in rows.items() if r]
+
+
+def _chunks(lengths: Sequence[int], budget: int, max_buckets: int) -> list[tuple[int, list[int]]]:
+    """Length buckets split into chunks of about ``budget`` tokens (at least one row each)."""
+    out = []
+    for width, rows in _length_buckets(lengths, max_buckets):
+        per = max(1, budget // max(width, 1))
+        out.extend((width, rows[i : i + per]) for i in range(0, len(rows), per))
+    return out
+
+
+def _prefix_levels(levels: Sequence[tuple[Any, Any, Any, bool]], row_group: list[int]) -> list[Any]:
+    """The :class:`PrefixLevel` s of rows reading ``row_group`` (a header level is read by every row)."""
+    from ._shared_prefix import PrefixLevel
+
+    return [PrefixLevel(valid, [0] * len(row_group) if header else row_group) for _, _, valid, header in levels]
