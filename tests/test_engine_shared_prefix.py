@@ -145,3 +145,29 @@ def test_unsupported_models_use_the_copying_path(llm, monkeypatch):
     calls = _spy(monkeypatch)
     HFEngine(llm.model, llm.tokenizer).generate_groups(_groups(n=2), GenerationSettings(max_new_tokens=3))
     assert not calls
+
+
+@pytest.mark.parametrize("buckets", [1, 2])
+def test_padded_buckets_give_the_same_outputs(engines, buckets):
+    shared, copied = engines
+    shared.suffix_buckets = buckets  # suffix (and prefix) lengths now share padded buckets
+    settings = GenerationSettings(max_new_tokens=12, batch_size=64)
+    groups = _groups(header=HEADER)
+    assert shared.generate_groups(groups, settings) == copied.generate_groups(groups, settings)
+
+
+@pytest.mark.parametrize("lengths", [[3, 1, 2, 3, 2], list(range(1, 30)), [5] * 4, [7, 1, 30, 2, 2, 9, 4, 11, 6, 3]])
+@pytest.mark.parametrize("max_buckets", [1, 3, 8])
+def test_length_buckets(lengths, max_buckets):
+    from cancerllm.engine.hf import _chunks, _length_buckets
+
+    plan = _length_buckets(lengths, max_buckets)
+    assert len(plan) <= max_buckets
+    assert sorted(r for _, rows in plan for r in rows) == list(range(len(lengths)))
+    assert all(lengths[r] <= width for width, rows in plan for r in rows)
+    assert max(w for w, _ in plan) == max(lengths)
+    if len(set(lengths)) <= max_buckets:  # exact: no padding at all
+        assert all(lengths[r] == width for width, rows in plan for r in rows)
+    chunks = _chunks(lengths, 10, max_buckets)
+    assert sorted(r for _, rows in chunks for r in rows) == list(range(len(lengths)))
+    assert all(len(rows) == 1 or len(rows) * width <= 10 for width, rows in chunks)

@@ -78,11 +78,29 @@ def growable_classes() -> tuple[type, type] | None:
             return getattr(self, "_len", 0) if self.is_initialized else 0
 
         def batch_select_indices(self, indices: Any) -> None:
-            if getattr(self, "_k", None) is not None:
-                # index_select: several times faster than advanced indexing for a 4D gather on CPU
-                self._k = self._k.index_select(0, indices.to(self._k.device))
-                self._v = self._v.index_select(0, indices.to(self._v.device))
-                self._view()
+            if getattr(self, "_k", None) is None:
+                return
+            indices = indices.to(self._k.device)
+            m = int(indices.numel())
+            if m > self._k.shape[0]:  # growing the batch (one copy per suffix): new buffers
+                self._k = self._k.index_select(0, indices)
+                self._v = self._v.index_select(0, indices)
+            else:
+                # shrinking: gather the filled part, then move it into the first rows of the same buffers (a
+                # fresh buffer would be written in full and page-faulted in, several times slower on CPU)
+                keys = self._k[:, :, : self._len].index_select(0, indices)
+                values = self._v[:, :, : self._len].index_select(0, indices)
+                self._k, self._v = self._k[:m], self._v[:m]
+                self._k[:, :, : self._len] = keys
+                self._v[:, :, : self._len] = values
+            self._view()
+
+        def adopt(self, keys: Any, values: Any, length: int) -> None:
+            """Use ``keys``/``values`` (``[batch, heads, capacity, dim]``, the first ``length`` positions
+            filled) as this layer's buffers, without copying."""
+            super().lazy_initialization(keys[:, :, :0], values[:, :, :0])
+            self._k, self._v, self._len = keys, values, length
+            self._view()
 
         def batch_repeat_interleave(self, repeats: int) -> None:
             if self.get_seq_length() > 0:

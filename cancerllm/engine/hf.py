@@ -3,9 +3,11 @@
 What it does, and why it is fast:
 
 * groups are sorted by prefix length and batched, so left padding is small;
-* each prefix is encoded once, in chunks of about ``prefill_tokens`` tokens; the suffixes of a group (the
-  eight phenotype questions of one report) read a single copy of its KV cache through shared-prefix
-  attention (``_shared_prefix.py``), or, for architectures it does not cover, a copy each;
+* the header every prefix of a batch starts with (template, instruction) is encoded once, and the rest of
+  each prefix once, in unpadded chunks of about ``prefill_tokens`` tokens; the suffixes of a group (the
+  eight phenotype questions of one report) read single copies of the header's and the prefix's KV caches
+  through shared-prefix attention (``_shared_prefix.py``), or, for architectures it does not cover, a copy
+  of the prefix's cache each;
 * the LM head is applied only at the last position during prefill (``logits_to_keep=1``);
 * a sequence stops at EOS or as soon as its text contains a stop string (``"}"`` ends an answer set), and
   finished sequences are dropped from the batch so later steps get cheaper.
@@ -250,12 +252,14 @@ class HFEngine(Engine):
         row_group = [g for g, (_, sufs) in enumerate(groups) for _ in sufs]
         suffixes = [s for _, sufs in groups for s in sufs]
         plan = _length_buckets([len(x) for x in suffixes], self.suffix_buckets)
+        ls = max(len(x) for x in suffixes)
         own_k, own_v, suf_valid, logits = self._encode_rows(
-            levels, row_group, suffixes, [prefix_len[g] for g in row_group], plan)
-        n, ls = suf_valid.shape
+            levels, row_group, suffixes, [prefix_len[g] for g in row_group], plan,
+            capacity=ls + settings.max_new_tokens + 1)
+        n = suf_valid.shape[0]
         cache = build_shared_cache([(k, v) for k, v, _, _ in levels], settings.max_new_tokens + 1)
         for layer, k, v in zip(cache.layers, own_k, own_v):
-            layer.update(k, v)
+            layer.adopt(k, v, ls)  # decoding writes on after the suffixes, in the same buffers
         del own_k, own_v
         st = SharedPrefixState(cache, _prefix_levels(levels, row_group), suf_valid, ls + settings.max_new_tokens + 1)
         last = {"pos": torch.tensor([prefix_len[g] + len(s) - 1 for g, s in zip(row_group, suffixes)], device=dev)}
@@ -275,14 +279,15 @@ class HFEngine(Engine):
         return self._split(groups, gen)
 
     def _encode_rows(self, levels: list[tuple[list[Any], list[Any], Any, bool]], row_group: list[int],
-                     seqs: list[list[int]], start: list[int], plan: list[tuple[int, list[int]]]
-                     ) -> tuple[list[Any], list[Any], Any, Any]:
+                     seqs: list[list[int]], start: list[int], plan: list[tuple[int, list[int]]],
+                     capacity: int | None = None) -> tuple[list[Any], list[Any], Any, Any]:
         """Encode token sequences ``seqs`` (row ``r`` at positions ``start[r]...``) that attend to single
         copies of the prefix ``levels`` (row ``r`` reads group ``row_group[r]`` of the last level and group 0
         of a header level), a chunk of ``plan`` at a time (``(width, rows)``: rows left-padded to ``width``).
 
-        Returns each layer's keys and values ``[rows, kv_heads, W, dim]`` left-padded to the longest
-        sequence ``W``, their validity ``[rows, W]`` and the last position's logits of every row."""
+        Returns each layer's keys and values ``[rows, kv_heads, capacity, dim]`` whose first ``W`` positions
+        hold the sequences left-padded to the longest one, ``W`` (padding zeroed), their validity
+        ``[rows, W]`` and the last position's logits of every row."""
         import torch
 
         from ._shared_prefix import SharedPrefixState, build_shared_cache, shared_prefix_attention
@@ -311,10 +316,14 @@ class HFEngine(Engine):
             logits[idx] = out
             for li, layer in enumerate(cache.layers):
                 if li >= len(keys):
-                    keys.append(layer.keys.new_zeros((n, layer.keys.shape[1], w_max, layer.keys.shape[3])))
-                    values.append(layer.values.new_zeros((n, layer.values.shape[1], w_max, layer.values.shape[3])))
-                keys[li][idx, :, w_max - width:] = layer.keys
-                values[li][idx, :, w_max - width:] = layer.values
+                    k, v = layer.keys, layer.values
+                    keys.append(k.new_empty((n, k.shape[1], capacity or w_max, k.shape[3])))
+                    values.append(v.new_empty((n, v.shape[1], capacity or w_max, v.shape[3])))
+                if width < w_max:
+                    keys[li][idx, :, : w_max - width] = 0
+                    values[li][idx, :, : w_max - width] = 0
+                keys[li][idx, :, w_max - width : w_max] = layer.keys
+                values[li][idx, :, w_max - width : w_max] = layer.values
             del cache
         return keys, values, valid.bool(), logits
 
