@@ -140,6 +140,10 @@ def test_unsupported_models_use_the_copying_path(llm, monkeypatch):
     assert not _shared_prefix.supports_shared_prefix(llm.model, 100)  # longer than the window
     assert _shared_prefix.supports_shared_prefix(llm.model, 16)
     monkeypatch.setattr(llm.model.config, "sliding_window", window, raising=False)
+    monkeypatch.setattr(llm.model, "hf_device_map", {"model.layers.0": 0, "model.layers.1": 1}, raising=False)
+    assert not _shared_prefix.supports_shared_prefix(llm.model, 100)  # split over two GPUs
+    monkeypatch.setattr(llm.model, "hf_device_map", {"": "cpu"}, raising=False)
+    assert _shared_prefix.supports_shared_prefix(llm.model, 100)
     monkeypatch.setattr(llm.model.config, "model_type", "gemma2")  # soft-capped scores: not split exactly
     assert not _shared_prefix.supports_shared_prefix(llm.model, 100)
     calls = _spy(monkeypatch)

@@ -77,6 +77,10 @@ def test_quantized_loading_on_cpu(tiny_model_dir, quantization):
     assert ("Linear8bitLt" if quantization == "8bit" else "Linear4bit") in kinds
     res = llm.phenotype_extractor(["grade"], max_new_tokens=4, progress=False).extract(TEXTS[0])
     assert "grade" in res.raw
+    # several questions per report: the shared-prefix path runs on quantized weights, same answers
+    shared = _answers(llm)
+    llm.engine.shared_prefix = False
+    assert _answers(llm) == shared
 
 
 def test_bad_quantization_value(tiny_model_dir):

@@ -56,6 +56,8 @@ def supports_shared_prefix(model: Any, max_length: int) -> bool:
     )
     if uses_window and (window is None or max_length > int(window)):
         return False
+    if len(set(map(str, (getattr(model, "hf_device_map", None) or {}).values()))) > 1:
+        return False  # layers spread over devices: the prefix levels live on one
     return _register()
 
 
