@@ -150,8 +150,8 @@ class CancerLLM:
                 :class:`~cancerllm.prompts.PromptBuilder`); default: the saved config's, ``"{"`` for the
                 embedded default, else ``""`` (the official format).
             merge_adapter: add the LoRA update into the base weights for inference (PEFT's
-                ``merge_adapter``), so a forward pass runs one matmul per layer instead of three (about 20%
-                faster on SmolLM2, same outputs up to float rounding).  The adapter stays attached:
+                ``merge_adapter``), so a forward pass runs one matmul per layer instead of three (about 18%
+                faster per forward pass on SmolLM2, same outputs up to float rounding).  The adapter stays attached:
                 :meth:`save_pretrained` still writes it, and ``model.unmerge_adapter()`` undoes the merge.
                 Default: merge when the weights are not quantized (merging into 8-bit/4-bit weights would
                 round them).

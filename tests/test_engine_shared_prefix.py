@@ -11,7 +11,6 @@ from cancerllm.engine.base import GenerationSettings, PromptGroup
 from cancerllm.engine.hf import HFEngine
 from cancerllm.testing import save_tiny_model
 
-
 HEADER = list(range(20, 32))  # a shared template/instruction header of 12 tokens
 
 

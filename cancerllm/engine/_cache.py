@@ -8,9 +8,8 @@ attention a view, doubling the buffer when it is full.  Outputs are bit-identica
 
 from __future__ import annotations
 
-from typing import Any
-
 import functools
+from typing import Any
 
 __all__ = ["growable_classes", "make_cache"]
 
