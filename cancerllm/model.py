@@ -305,6 +305,16 @@ class CancerLLM:
         """Whether a LoRA (PEFT) adapter is loaded on the base model."""
         return hasattr(self.model, "peft_config")
 
+    def _adapter_targets_embeddings(self) -> bool:
+        from peft.utils.other import EMBEDDING_LAYER_NAMES
+
+        for cfg in self.model.peft_config.values():
+            targets = cfg.target_modules or ()
+            names = [targets] if isinstance(targets, str) else list(targets)
+            if any(e in t for t in names for e in EMBEDDING_LAYER_NAMES):
+                return True
+        return False
+
     @property
     def adapter_merged(self) -> bool:
         """Whether the adapter's update is merged into the base weights (see ``merge_adapter``)."""
@@ -325,7 +335,10 @@ class CancerLLM:
         if self.has_adapter:
             if not self.base_model:
                 raise ConfigError("cannot save an adapter without knowing its base model (base_model is unset)")
-            self.model.save_pretrained(str(out), safe_serialization=True)
+            # an explicit save_embedding_layers: peft's "auto" looks the base model up on the Hub when its
+            # name is not a local path (e.g. "cancerllm-smol"), a network call from a private environment
+            self.model.save_pretrained(str(out), safe_serialization=True,
+                                       save_embedding_layers=self._adapter_targets_embeddings())
         else:
             if self.quantization is not None:
                 raise ConfigError("saving a quantized base model is not supported; save the unquantized model")

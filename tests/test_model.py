@@ -69,6 +69,21 @@ def test_adapter_is_merged_for_inference_unless_asked_not_to(tiny_model_dir, tmp
     assert not CancerLLM.from_pretrained(out, quantization="8bit").adapter_merged
 
 
+def test_saving_an_adapter_never_looks_up_the_hub(tiny_model_dir, tmp_path, monkeypatch):
+    import peft.utils.save_and_load as peft_save
+
+    def no_network(*a, **k):
+        raise AssertionError("peft tried to reach the Hub")
+
+    monkeypatch.setattr(peft_save, "check_file_exists_on_hf_hub", no_network)
+    llm = _lora_model(tiny_model_dir)
+    llm.base_model = "cancerllm-smol"  # a name, not a path: peft's "auto" check would query the Hub
+    for cfg in llm.model.peft_config.values():
+        cfg.base_model_name_or_path = "cancerllm-smol"
+    out = llm.save_pretrained(tmp_path / "adapter")
+    assert (out / "adapter_model.safetensors").is_file()
+
+
 @pytest.mark.parametrize("quantization", ["8bit", "4bit"])
 def test_quantized_loading_on_cpu(tiny_model_dir, quantization):
     pytest.importorskip("bitsandbytes")
