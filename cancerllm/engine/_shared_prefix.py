@@ -3,19 +3,21 @@
 Phenotype extraction asks up to eight questions of each report.  Encoding the report once and copying its
 KV cache to every question (what a plain batched ``generate`` with cache reuse does) leaves eight copies of
 the report's keys and values, and every decoding step of every question reads its own copy: on a CPU that
-memory traffic, not arithmetic, bounds decoding.  Here the report's keys and values are kept once per
-report (``[groups, kv_heads, prefix, head_dim]``) and each attention call is split in two exact parts:
+memory traffic, not arithmetic, bounds decoding.  Here shared prefixes are kept once, in *levels*
+(:class:`PrefixLevel`, ``[groups, kv_heads, prefix, head_dim]``): the instruction header every prompt of a
+batch starts with (one group), then the reports (one group each).  Each attention call is split in exact
+parts:
 
-* the questions of one report, stacked, attend to the report's single copy of the prefix (one matmul per
-  report instead of one per question);
-* each question attends to its own suffix (question tokens and generated tokens), with causal and
-  padding masks;
+* for each level, the rows that read one copy of it, stacked, attend to it (one matmul per report instead
+  of one per question);
+* each row attends to its own tokens (question tokens and generated tokens), with causal and padding
+  masks;
 
-and the two softmax parts are merged with their log-sum-exp statistics, which is the same softmax over the
+and the softmax parts are merged with their log-sum-exp statistics, which is the same softmax over the
 concatenated keys (as in FlashAttention's split-KV and FlashInfer's cascade attention).
 
 The attention function is registered with transformers' ``AttentionInterface`` and switched on only while
-the engine decodes (:func:`shared_prefix_attention`), then the model's own implementation is restored.  Only
+the engine runs (:func:`shared_prefix_attention`), then the model's own implementation is restored.  Only
 architectures whose attention we have checked use it (:func:`supports_shared_prefix`); other models use the
 copying path.  Greedy outputs equal the copying path's and one-by-one ``generate``'s (tested).
 """
@@ -110,8 +112,8 @@ class PrefixLevel:
         return self._bias
 
     def keep(self, keep: list[int]) -> Any | None:
-        """Keep rows ``keep``; returns the indices of the groups to keep when enough groups have no row left
-        to be worth copying the live ones (else None: dead groups are skipped by no row)."""
+        """Keep rows ``keep``.  Returns the indices of the groups to keep once half of them have no row left
+        (the caller then drops the others' keys and values), else None (dead groups stay, unread)."""
         import torch
 
         row_group = [self.row_group[i] for i in keep]
@@ -186,10 +188,18 @@ def build_shared_cache(levels: Sequence[tuple[Sequence[Any], Sequence[Any]]], re
     classes = growable_classes()
     if classes is None:  # pragma: no cover - checked by supports_shared_prefix
         raise RuntimeError("this transformers version has no layered cache API")
-    growable, cache_cls = classes
+    layer_cls = _shared_layer_class(classes[0])
+    n_layers = len(levels[0][0]) if levels else 0
+    return classes[1](layers=[layer_cls([lv[0][i] for lv in levels], [lv[1][i] for lv in levels], reserve)
+                              for i in range(n_layers)])
 
+
+@functools.lru_cache(maxsize=1)
+def _shared_layer_class(growable: type) -> type:
     class SharedPrefixLayer(growable):  # type: ignore[misc, valid-type]
-        def __init__(self, keys: list[Any], values: list[Any]) -> None:
+        """A growable layer that also holds one copy of each prefix level's keys and values."""
+
+        def __init__(self, keys: list[Any], values: list[Any], reserve: int) -> None:
             super().__init__(reserve=reserve)
             self.prefix_keys, self.prefix_values = keys, values
 
@@ -200,9 +210,7 @@ def build_shared_cache(levels: Sequence[tuple[Sequence[Any], Sequence[Any]]], re
         def get_seq_length(self) -> int:
             return sum(int(k.shape[-2]) for k in self.prefix_keys) + super().get_seq_length()
 
-    n_layers = len(levels[0][0]) if levels else 0
-    return cache_cls(layers=[SharedPrefixLayer([lv[0][i] for lv in levels], [lv[1][i] for lv in levels])
-                             for i in range(n_layers)])
+    return SharedPrefixLayer
 
 
 @contextlib.contextmanager
@@ -267,7 +275,8 @@ def _level_part(q: Any, level: PrefixLevel, keys: Any, values: Any, scale: float
 
 def _attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, scaling: float | None = None,
                dropout: float = 0.0, **kwargs: Any) -> tuple[Any, None]:
-    """Softmax attention of ``query`` over [the group's prefix ; the row's own suffix], split and merged."""
+    """Softmax attention of ``query`` over [each prefix level's group ; the row's own tokens], split and
+    merged."""
     import torch
 
     state = _ACTIVE.get()
