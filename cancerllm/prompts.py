@@ -5,9 +5,10 @@ A prompt has two parts so that a report can be encoded once and reused for sever
 * ``prefix``: template header, instruction, retrieved examples and the report text;
 * ``suffix``: the question (if any) and the response header.
 
-:meth:`PromptBuilder.encode` tokenises the two parts (and the response, for training) separately and
-concatenates the ids; every code path in the library encodes prompts this way, so a model is trained on
-exactly the token ids it is later asked with.
+:meth:`PromptBuilder.encode` renders the whole prompt once, encodes it once and cuts the ids where the prefix
+text ends (and, for training, encodes prompt + response together), checking that the cut is exact; every code
+path in the library (training, inference, KV reuse, shared-prefix packing) encodes prompts this way, so a model
+is trained on exactly the token ids it is later asked with, whatever its tokenizer.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .errors import InputError
+from .errors import InputError, TokenizationError
 from .schema import NOT_RELEVANT, Example
 
 __all__ = [
@@ -39,7 +40,7 @@ _ALPACA_NO_CONTEXT = (
     "Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n"
     "### Instruction:\n{instruction}\n\n### Response:\n"
 )
-_SENTINEL = "\u241fCANCERLLM_SPLIT\u241f"
+_SENTINEL = "\u241fCANCERLLM_SPLIT\u241f"  # where the prefix ends; never left in a prompt
 
 
 # --------------------------------------------------------------------------------------------- answers
@@ -143,7 +144,12 @@ class PromptParts:
 
 @dataclass
 class EncodedPrompt:
-    """Token ids of a prompt (``prefix_ids + suffix_ids``) and, for training, of the response (EOS included)."""
+    """Token ids of a prompt (``prefix_ids + suffix_ids``) and, for training, of the response (EOS included).
+
+    ``prefix_ids + suffix_ids`` are the ids of the whole prompt text encoded once (with the tokenizer's BOS
+    where it adds one), cut where the prefix text ends; ``prompt_ids + response_ids[:-1]`` are the ids of
+    prompt and response encoded together.
+    """
 
     prefix_ids: list[int]
     suffix_ids: list[int]
@@ -174,13 +180,28 @@ def _shot_block(shots: Sequence[Example], header: str) -> str:
     return "\n\n".join(lines) + "\n\n"
 
 
+def _tokenizer_name(tok: Any) -> str:
+    return f"{type(tok).__name__}({getattr(tok, 'name_or_path', '') or 'unnamed'!r})"
+
+
 class PromptBuilder:
     """Builds every prompt of the library, for training and inference alike.
 
+    A prompt is rendered once as text, with a marker where the reusable prefix (template header, instruction,
+    retrieved examples, report text) ends and the suffix (question, response header) begins; it is encoded
+    once, and the ids are cut at that character boundary (:meth:`encode`).  So ``prefix_ids + suffix_ids`` are
+    exactly the ids of the whole prompt for every tokenizer (SentencePiece/Metaspace tokenizers, which add a
+    ``▁`` to each separately encoded piece, included), and a boundary that no token split can reproduce (a
+    token spanning it) raises :class:`~cancerllm.errors.TokenizationError` instead of silently asking the
+    model something else.  Whitespace at the end of the report goes to the suffix, so that the cut falls
+    between a visible character and whitespace.
+
     Args:
         style: ``"alpaca"`` (the official instruction/context/response template), ``"chat"`` (the tokenizer's
-            chat template: instruction as the system message, input as the user message) or ``"auto"``
-            (chat when the tokenizer has a chat template, else alpaca).
+            chat template: instruction as the system message, input as the user message; for templates that
+            reject a system role, such as Mistral-Instruct's, the instruction opens the user message,
+            separated from the input by a blank line) or ``"auto"`` (chat when the tokenizer has a chat
+            template, else alpaca).
         tokenizer: needed for ``"chat"``/``"auto"`` and for :meth:`encode`.
         shots_header: heading placed before retrieved examples.
         answer_prefix: text that opens every answer to a question (phenotype prompts only), placed at the end
@@ -217,6 +238,9 @@ class PromptBuilder:
         self.tokenizer = tokenizer
         self.shots_header = shots_header
         self.answer_prefix = answer_prefix
+        #: whether the chat template takes a system message (None: not tried yet)
+        self.system_role: bool | None = None
+        self._bos: list[int] | None = None
 
     def to_config(self) -> dict[str, Any]:
         """The builder's settings as saved in ``cancerllm_config.json`` (``style``, ``shots_header``, ``answer_prefix``)."""
@@ -234,50 +258,76 @@ class PromptBuilder:
         return parse_answer(self.answer_text(generated))
 
     # -- text -------------------------------------------------------------------------------------
-    def _input_text(self, example: Example, shots: Sequence[Example], question: str) -> str:
-        body = example.context
+    def _chat(self, instruction: str, user: str) -> str:
+        """The chat template applied to (system instruction, user input), with the generation prompt."""
+        tok = self.tokenizer
+
+        def render(messages: list[dict[str, str]]) -> str:
+            return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+        if self.system_role is not False:
+            try:
+                text = render([{"role": "system", "content": instruction}, {"role": "user", "content": user}])
+            except Exception:  # the template rejects a system role (jinja raise_exception)
+                if self.system_role:
+                    raise
+                self.system_role = False
+            else:
+                if not instruction or instruction in text:
+                    self.system_role = True
+                    return text
+                self.system_role = False  # the template drops system messages silently
+        return render([{"role": "user", "content": f"{instruction}\n\n{user}" if instruction else user}])
+
+    def _render(self, example: Example, shots: Sequence[Example], marker: str) -> str:
+        """The whole prompt with ``marker`` where the prefix ends (before whitespace closing the report)."""
         if example.question is not None:
-            body = f"In the text: {example.context}{question}"
-        return _shot_block(shots, self.shots_header) + body
+            left, right = f"In the text: {example.context}", f" {example.question}"
+        else:
+            left, right = example.context, ""
+        core = left.rstrip()
+        body = _shot_block(shots, self.shots_header) + core + marker + left[len(core):] + right
+        if self.style == "alpaca":
+            if not example.context and not shots and example.question is None:
+                text = _ALPACA_NO_CONTEXT.format(instruction=example.instruction) + marker
+            else:
+                text = ALPACA_TEMPLATE.format(instruction=example.instruction, context=body)
+        else:
+            text = self._chat(example.instruction, body)
+        return text + (self.answer_prefix if example.question is not None else "")
 
     def parts(self, example: Example, shots: Sequence[Example] = ()) -> PromptParts:
-        """Split the prompt of ``example`` into a reusable prefix (through the report text) and a suffix."""
+        """Split the prompt of ``example`` into a reusable prefix (through the report text) and a suffix
+        (the question, if any, and the response header).
+
+        Raises:
+            InputError: not an :class:`~cancerllm.schema.Example`, a retrieved example that is the input
+                itself, or a chat template that changes the text around the split (then no exact split exists).
+        """
         if not isinstance(example, Example):
             raise InputError(f"PromptBuilder expects an Example, got {type(example).__name__}")
         for s in shots:
             if s.full_context == example.full_context and s.context == example.context:
                 raise InputError("a retrieved example is the input itself; exclude it from the shots")
-        q_tail = f" {example.question}" if example.question is not None else ""
-        if self.style == "alpaca":
-            if not example.context and not shots and example.question is None:
-                return PromptParts(_ALPACA_NO_CONTEXT.format(instruction=example.instruction), "")
-            full = ALPACA_TEMPLATE.format(
-                instruction=example.instruction, context=self._input_text(example, shots, _SENTINEL)
-            )
-        else:
-            messages = [
-                {"role": "system", "content": example.instruction},
-                {"role": "user", "content": self._input_text(example, shots, _SENTINEL)},
-            ]
-            full = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        if example.question is None:
-            # no question: split after the input so that the response header is the suffix
-            full = full.replace(_SENTINEL, "")
-            marker = example.context
-            idx = full.rfind(marker) + len(marker) if marker else len(full)
-            return PromptParts(full[:idx], full[idx:])
-        prefix, _, rest = full.partition(_SENTINEL)
-        return PromptParts(prefix, q_tail + rest + self.answer_prefix)
+        marked = self._render(example, shots, _SENTINEL)
+        prefix, found, suffix = marked.partition(_SENTINEL)
+        if not found or _SENTINEL in suffix:
+            raise InputError("the prompt template dropped or repeated the split marker; use prompt style 'alpaca'")
+        if self.style == "chat" and prefix + suffix != self._render(example, shots, ""):
+            raise InputError("the chat template changes the text around the report's end, so the prompt cannot be "
+                             "split exactly; use prompt style 'alpaca'")
+        return PromptParts(prefix, suffix)
 
     def render(self, example: Example, shots: Sequence[Example] = (), *, with_response: bool = False) -> str:
         """The whole prompt as text (plus the response when ``with_response``)."""
         text = self.parts(example, shots).text
-        if not with_response:
-            return text
+        return text + self._response_text(example) if with_response else text
+
+    def _response_text(self, example: Example) -> str:
         response = example.response
         if example.question is not None and self.answer_prefix and response.startswith(self.answer_prefix):
             response = response[len(self.answer_prefix):]
-        return text + response
+        return response
 
     # -- tokens -----------------------------------------------------------------------------------
     def _ids(self, text: str) -> list[int]:
@@ -285,15 +335,46 @@ class PromptBuilder:
             return []
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    def _ids_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]] | None]:
+        if not text:
+            return [], []
+        if getattr(self.tokenizer, "is_fast", False):
+            enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+            return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
+        return self._ids(text), None
+
+    def _cut(self, text: str, ids: list[int], offsets: list[tuple[int, int]] | None, boundary: int,
+             what: str) -> int:
+        """The number of tokens of ``ids`` (the ids of ``text``) that cover ``text[:boundary]`` exactly."""
+        if offsets is None:  # a slow tokenizer: no offsets, so check that the head encodes to a prefix
+            head = self._ids(text[:boundary])
+            if ids[: len(head)] == head:
+                return len(head)
+            k = None
+        else:
+            k = next((i for i, (s, e) in enumerate(offsets) if s >= boundary and (s < e or s > 0)), len(ids))
+            if any(e > boundary for _, e in offsets[:k]) or any(s < boundary for s, _ in offsets[k:]):
+                k = None
+        if k is None:
+            at = text[max(0, boundary - 12): boundary + 12]
+            raise TokenizationError(
+                f"the tokenizer {_tokenizer_name(self.tokenizer)} merges characters across the boundary "
+                f"between {what} (around {at!r}), so the parts cannot be encoded exactly; use another prompt "
+                "style or answer_prefix, or report the tokenizer"
+            )
+        return k
+
     def bos_ids(self) -> list[int]:
-        """``[bos_token_id]`` when the tokenizer itself adds BOS and the style is not ``chat``, else ``[]``."""
-        tok = self.tokenizer
-        bos = getattr(tok, "bos_token_id", None)
-        if bos is None or self.style == "chat":
-            return []
-        # only if the tokenizer itself would add BOS
-        probe = tok("a", add_special_tokens=True)["input_ids"]
-        return [bos] if probe and probe[0] == bos else []
+        """``[bos_token_id]`` when the tokenizer itself adds BOS and the style is not ``chat``, else ``[]``
+        (a chat template writes its own BOS)."""
+        if self._bos is None:
+            tok = self.tokenizer
+            bos = getattr(tok, "bos_token_id", None)
+            self._bos = []
+            if bos is not None and self.style != "chat":
+                probe = tok("a", add_special_tokens=True)["input_ids"]
+                self._bos = [bos] if probe and probe[0] == bos else []
+        return list(self._bos)
 
     def encode(
         self,
@@ -306,18 +387,41 @@ class PromptBuilder:
     ) -> EncodedPrompt:
         """Token ids of the prompt parts (and of ``example.response`` + EOS when ``with_response``).
 
-        ``prefix_ids`` may be passed to reuse an already encoded prefix.
+        The whole prompt is encoded once and cut where the prefix ends; with a response, prompt and response
+        are encoded together and must begin with the prompt's ids. ``prefix_ids`` (the prefix of another
+        question about the same report) is checked to equal this prompt's prefix, so a reused KV cache is
+        the cache of these very ids.
+
+        Raises:
+            TokenizationError: a token spans the prefix/suffix or prompt/response boundary, or ``prefix_ids``
+                differ from this prompt's prefix.
         """
         if self.tokenizer is None:
             raise InputError("PromptBuilder.encode needs a tokenizer; pass tokenizer=... when constructing it")
         parts = self.parts(example, shots)
-        pre = prefix_ids if prefix_ids is not None else self.bos_ids() + self._ids(parts.prefix)
-        enc = EncodedPrompt(prefix_ids=list(pre), suffix_ids=self._ids(parts.suffix))
+        text = parts.text
+        ids, offsets = self._ids_offsets(text)
+        k = self._cut(text, ids, offsets, len(parts.prefix), "the report and the question/response header")
+        bos = self.bos_ids()
+        enc = EncodedPrompt(prefix_ids=bos + ids[:k], suffix_ids=ids[k:])
+        if prefix_ids is not None and list(prefix_ids) != enc.prefix_ids:
+            raise TokenizationError(
+                f"the prefix ids given differ from this prompt's own prefix with {_tokenizer_name(self.tokenizer)}; "
+                "encode the prompt without prefix_ids"
+            )
         if with_response:
-            response = example.response
-            if example.question is not None and self.answer_prefix and response.startswith(self.answer_prefix):
-                response = response[len(self.answer_prefix):]
-            resp = self._ids(response)
+            response = self._response_text(example)
+            if response:
+                whole, whole_offsets = self._ids_offsets(text + response)
+                n = self._cut(text + response, whole, whole_offsets, len(text), "the prompt and the response")
+                if whole[:n] != ids:
+                    raise TokenizationError(
+                        f"prompt and response encoded together by {_tokenizer_name(self.tokenizer)} do not begin "
+                        "with the prompt's own ids; training would not match inference"
+                    )
+                resp = whole[n:]
+            else:
+                resp = []
             eos_id = getattr(self.tokenizer, "eos_token_id", None)
             if eos and eos_id is not None:
                 resp.append(eos_id)

@@ -114,21 +114,64 @@ def test_header_is_encoded_once(engines, monkeypatch):
     assert sum(r * w for r, w in seen[1:]) == everything - len(groups) * len(HEADER)
 
 
-def test_attention_implementation_is_restored(llm, monkeypatch):
-    before = llm.model.config._attn_implementation
-    HFEngine(llm.model, llm.tokenizer).generate_groups(_groups(n=2), GenerationSettings(max_new_tokens=3))
-    assert llm.model.config._attn_implementation == before
+@pytest.mark.parametrize("impl", ["sdpa", "eager"])
+def test_outside_the_engine_the_model_computes_exactly_as_before(llm, impl, monkeypatch):
+    from transformers import AutoModelForCausalLM
+
+    fresh = AutoModelForCausalLM.from_pretrained(llm.model.name_or_path, attn_implementation=impl).eval()
+    ids = torch.tensor([[0, 0, 7, 8, 9, 10], [5, 6, 7, 8, 9, 10]])
+    mask = torch.tensor([[0, 0, 1, 1, 1, 1], [1] * 6])  # left padding: the model's own mask matters
+    with torch.inference_mode():
+        before = fresh(input_ids=ids, attention_mask=mask).logits
+        gen_before = fresh.generate(ids, attention_mask=mask, max_new_tokens=5, do_sample=False)
+    eng = HFEngine(fresh, llm.tokenizer)
+    eng.generate_groups(_groups(n=3), GenerationSettings(max_new_tokens=3))
+    assert fresh.config._attn_implementation == f"{_shared_prefix.ATTENTION_NAME}|{impl}"  # installed once
+    with torch.inference_mode():
+        assert torch.equal(fresh(input_ids=ids, attention_mask=mask).logits, before)
+        assert torch.equal(fresh.generate(ids, attention_mask=mask, max_new_tokens=5, do_sample=False), gen_before)
 
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    eng = HFEngine(llm.model, llm.tokenizer)
     monkeypatch.setattr(eng, "_decode", boom)
     with pytest.raises(KeyboardInterrupt):
         eng.generate_groups(_groups(n=2), GenerationSettings(max_new_tokens=3))
-    assert llm.model.config._attn_implementation == before
-    with pytest.raises(RuntimeError, match="outside"):  # the function refuses to run without engine state
+    assert _shared_prefix._ACTIVE.get() is None  # no engine state left behind after an error
+    with torch.inference_mode():
+        assert torch.equal(fresh(input_ids=ids, attention_mask=mask).logits, before)
+    with pytest.raises(RuntimeError, match="outside"):  # the shared function itself needs engine state
         _shared_prefix._attention(None, None, None, None, None)
+
+
+def test_other_implementations_are_left_alone(llm, monkeypatch):
+    monkeypatch.setattr(llm.model.config, "_attn_implementation", "flex_attention")
+    assert not _shared_prefix.supports_shared_prefix(llm.model, 100)
+    assert not _shared_prefix.install(llm.model)
+    assert llm.model.config._attn_implementation == "flex_attention"
+
+
+def test_two_threads_on_one_model_give_the_sequential_answers(llm):
+    """Two extractions and a plain ``generate`` at the same time on one model, repeatedly: each thread's
+    engine state is its own, and the model's own attention is undisturbed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ext = llm.phenotype_extractor(["tumor_size", "grade", "stage"], progress=False, max_new_tokens=8)
+    texts_a = ["Invasive ductal carcinoma, left breast, 2.5 cm, grade 3.", "Adenocarcinoma of the colon, G2."]
+    texts_b = ["Squamous cell carcinoma of the right lung, pT2 pN0, stage IIB, moderately differentiated."] * 3
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10, 11]])
+
+    def plain():
+        with torch.inference_mode():
+            return llm.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=8,
+                                      do_sample=False).tolist()
+
+    seq = (ext.extract_many(texts_a), ext.extract_many(texts_b), plain())
+    with ThreadPoolExecutor(3) as pool:
+        for _ in range(4):
+            futures = [pool.submit(ext.extract_many, texts_a), pool.submit(ext.extract_many, texts_b),
+                       pool.submit(plain)]
+            assert tuple(f.result() for f in futures) == seq
 
 
 def test_unsupported_models_use_the_copying_path(llm, monkeypatch):

@@ -16,8 +16,12 @@ parts:
 and the softmax parts are merged with their log-sum-exp statistics, which is the same softmax over the
 concatenated keys (as in FlashAttention's split-KV and FlashInfer's cascade attention).
 
-The attention function is registered with transformers' ``AttentionInterface`` and switched on only while
-the engine runs (:func:`shared_prefix_attention`), then the model's own implementation is restored.  Only
+The attention function is registered with transformers' ``AttentionInterface`` once per underlying
+implementation (``sdpa`` or ``eager``), under a name that *dispatches*: in a thread (or asyncio task) where the
+engine has made shared-prefix state active (:func:`shared_prefix_attention`, a context variable), attention
+reads the prefix levels; everywhere else the call, and the attention mask, go to the model's own
+implementation unchanged.  The model's config is switched to that name once (:func:`install`), never flipped
+per run, so two threads using one model (a notebook, a small service) cannot see each other's state.  Only
 architectures whose attention we have checked use it (:func:`supports_shared_prefix`); other models use the
 copying path.  Greedy outputs equal the copying path's and one-by-one ``generate``'s (tested).
 """
@@ -27,16 +31,22 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import sys
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ._cache import growable_classes
 
-__all__ = ["ATTENTION_NAME", "PrefixLevel", "SharedPrefixState", "build_shared_cache", "shared_prefix_attention",
-           "supports_shared_prefix"]
+__all__ = ["ATTENTION_NAME", "PrefixLevel", "SharedPrefixState", "build_shared_cache", "install",
+           "shared_prefix_attention", "supports_shared_prefix"]
 
-#: the name under which the attention function is registered with transformers
+#: the prefix of the names under which the attention function is registered with transformers
+#: (``"cancerllm_shared_prefix|sdpa"``: shared-prefix attention, else the model's own ``sdpa``)
 ATTENTION_NAME = "cancerllm_shared_prefix"
+#: the model implementations the dispatcher can stand in for
+_WRAPPABLE = ("sdpa", "eager")
+_INSTALL_LOCK = threading.Lock()
 #: model types whose attention modules call the attention interface with rotary-encoded, cache-updated
 #: keys and no extra score terms (soft-capping, sinks, alibi), so the split is exact
 _SUPPORTED_TYPES = frozenset({"llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen2_moe", "qwen3_moe"})
@@ -51,25 +61,68 @@ def supports_shared_prefix(model: Any, max_length: int) -> bool:
     config = getattr(model, "config", None)
     if config is None or getattr(config, "model_type", None) not in _SUPPORTED_TYPES:
         return False
+    from .hf import attention_window
+
     layer_types = getattr(config, "layer_types", None) or ()
-    window = getattr(config, "sliding_window", None)
-    uses_window = any(t != "full_attention" for t in layer_types) or (
-        window is not None and getattr(config, "use_sliding_window", True)
-    )
-    if uses_window and (window is None or max_length > int(window)):
+    window = attention_window(config)
+    if (window is None and any(t != "full_attention" for t in layer_types)) or (
+            window is not None and max_length > window):
         return False
     if len(set(map(str, (getattr(model, "hf_device_map", None) or {}).values()))) > 1:
         return False  # layers spread over devices: the prefix levels live on one
-    return _register()
+    return _own_implementation(config) in _WRAPPABLE and _register(_own_implementation(config))
 
 
-@functools.lru_cache(maxsize=1)
-def _register() -> bool:
+def _own_implementation(config: Any) -> str:
+    impl = str(getattr(config, "_attn_implementation", None) or "eager")
+    return impl.split("|", 1)[1] if impl.startswith(ATTENTION_NAME + "|") else impl
+
+
+@functools.cache
+def _register(impl: str) -> bool:
+    """Register the dispatching attention (and mask) functions standing in for ``impl``."""
     try:
         from transformers import AttentionInterface
+        from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
     except ImportError:  # pragma: no cover - transformers without the attention interface
         return False
-    AttentionInterface.register(ATTENTION_NAME, _attention)
+    own_mask = ALL_MASK_ATTENTION_FUNCTIONS[impl]
+
+    def attention(module: Any, *args: Any, **kwargs: Any) -> Any:
+        if _ACTIVE.get() is not None:
+            return _attention(module, *args, **kwargs)
+        return _own_attention(module, impl)(module, *args, **kwargs)
+
+    def mask(*args: Any, **kwargs: Any) -> Any:
+        # the shared path builds its own masks from the prefix levels; elsewhere, the model's own
+        return None if _ACTIVE.get() is not None else own_mask(*args, **kwargs)
+
+    name = f"{ATTENTION_NAME}|{impl}"
+    AttentionInterface.register(name, attention)
+    AttentionMaskInterface.register(name, mask)
+    return True
+
+
+def _own_attention(module: Any, impl: str) -> Any:
+    """The attention function ``module`` would call under ``impl`` (eager: its modeling file's own)."""
+    if impl == "eager":
+        return sys.modules[type(module).__module__].eager_attention_forward
+    from transformers import AttentionInterface
+
+    return AttentionInterface()[impl]
+
+
+def install(model: Any) -> bool:
+    """Switch ``model`` (once) to the dispatching attention for its own implementation; False where it cannot
+    (an implementation other than sdpa/eager).  Outside the engine the model computes exactly as before."""
+    config = model.config
+    with _INSTALL_LOCK:
+        impl = _own_implementation(config)
+        if impl not in _WRAPPABLE or not _register(impl):
+            return False
+        name = f"{ATTENTION_NAME}|{impl}"
+        if config._attn_implementation != name:
+            config._attn_implementation = name
     return True
 
 
@@ -215,18 +268,14 @@ def _shared_layer_class(growable: type) -> type:
 
 @contextlib.contextmanager
 def shared_prefix_attention(model: Any, state: SharedPrefixState) -> Iterator[None]:
-    """While active, ``model``'s attention reads prefixes from ``state`` (the model's own implementation is
-    restored on exit, also on error)."""
-    if not _register():  # pragma: no cover - checked by supports_shared_prefix
-        raise RuntimeError("this transformers version has no AttentionInterface")
-    config = model.config
-    previous = config._attn_implementation
+    """While active, ``model``'s attention in the current thread (or task) reads prefixes from ``state``;
+    other threads using the same model are not affected."""
+    if not install(model):  # pragma: no cover - checked by supports_shared_prefix
+        raise RuntimeError(f"{type(model).__name__} cannot use shared-prefix attention")
     token = _ACTIVE.set(state)
-    config._attn_implementation = ATTENTION_NAME
     try:
         yield
     finally:
-        config._attn_implementation = previous
         _ACTIVE.reset(token)
 
 

@@ -157,6 +157,13 @@ class HFEngine(Engine):
     ) -> list[list[list[int]]]:
         n = sum(len(sufs) for _, sufs in groups)
         longest = max(len(p) for p, _ in groups) + max(len(s) for _, sufs in groups for s in sufs)
+        window = attention_window(self._base.config)
+        if window is not None and longest + settings.max_new_tokens > window:
+            # a sliding window counts padded positions: padding between a prefix and its suffix would shift
+            # it, so each row is one whole sequence (left padding only) and decodes on its own cache
+            flat = [(p + s[:-1], [s[-1:]]) for p, sufs in groups for s in sufs]
+            gen = [seqs[0] for seqs in self._run_batch_copied(flat, settings)]
+            return self._split(groups, gen)
         if self.shared_prefix and n > len(groups):
             from ._shared_prefix import supports_shared_prefix
 
@@ -369,6 +376,16 @@ class HFEngine(Engine):
                 active = [active[j] for j in keep]
             logits = step(nxt)
         return gen
+
+
+def attention_window(config: Any) -> int | None:
+    """The sliding attention window of a model config when any layer uses one, else None."""
+    window = getattr(config, "sliding_window", None)
+    layer_types = getattr(config, "layer_types", None) or ()
+    uses_window = any(t != "full_attention" for t in layer_types) or (
+        window is not None and getattr(config, "use_sliding_window", True)
+    )
+    return int(window) if uses_window and window is not None else None
 
 
 def _length_buckets(lengths: Sequence[int], max_buckets: int) -> list[tuple[int, list[int]]]:
