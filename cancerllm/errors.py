@@ -14,6 +14,8 @@ __all__ = [
     "InputError",
     "MissingDependencyError",
     "ModelLoadError",
+    "PerformanceWarning",
+    "TokenizationError",
     "UnknownBackendError",
 ]
 
@@ -44,6 +46,10 @@ class DataFormatError(InputError):
         super().__init__(f"{where}{message}")
 
 
+class TokenizationError(InputError):
+    """A prompt cannot be split into token-exact parts with this tokenizer (a token spans a part boundary)."""
+
+
 class UnknownBackendError(CancerLLMError, KeyError):
     """A name was looked up in a registry that does not know it."""
 
@@ -63,3 +69,7 @@ class MissingDependencyError(CancerLLMError, ImportError):
 
 class ModelLoadError(CancerLLMError, OSError):
     """A model, tokenizer or adapter could not be loaded."""
+
+
+class PerformanceWarning(UserWarning):
+    """A setting works but is slow where it runs (e.g. 4-bit quantization on a CPU, slower than float32)."""
