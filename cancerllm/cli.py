@@ -1,7 +1,10 @@
 """The ``cancerllm`` command line.  Thin: every command calls the Python API.
 
-Errors print one line and a hint (exit code 2 for bad input, 1 for other failures), never a traceback
-unless ``--debug`` is given.  ``--json`` prints a machine-readable summary; ``--quiet`` hides progress.
+Errors print one line and a hint, never a traceback unless ``--debug`` is given.  Exit codes: 0 success;
+2 bad arguments or input (an unknown option value or name such as a phenotype, retriever or preset, an
+invalid configuration, a missing or malformed input file); 1 any other failure (a model or adapter that
+cannot be loaded, a missing optional dependency, a failure while running).  ``--json`` prints a
+machine-readable summary; ``--quiet`` hides progress.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 
 import typer
 
-from .errors import CancerLLMError, InputError
+from .errors import CancerLLMError, ConfigError, InputError, UnknownBackendError
 
 app = typer.Typer(
     name="cancerllm",
@@ -27,6 +30,8 @@ _STATE: dict[str, bool] = {"debug": False}
 
 EXIT_INPUT = 2
 EXIT_FAILURE = 1
+#: Errors that mean "the command line or its input is wrong" (exit code 2); everything else exits 1.
+_INPUT_ERRORS: tuple[type[BaseException], ...] = (InputError, ConfigError, UnknownBackendError, FileNotFoundError)
 
 
 @app.callback()
@@ -37,7 +42,7 @@ def _root(debug: bool = typer.Option(False, "--debug", help="show full traceback
 def _fail(exc: BaseException) -> None:
     if _STATE["debug"]:
         raise exc
-    code = EXIT_INPUT if isinstance(exc, (InputError, FileNotFoundError)) else EXIT_FAILURE
+    code = EXIT_INPUT if isinstance(exc, _INPUT_ERRORS) else EXIT_FAILURE
     hint = {
         "InputError": "check the input file and options (see --help)",
         "DataFormatError": "fix the named line of the file, or pass --text-column / --id-column",
@@ -112,7 +117,7 @@ def _run_batch(kind: str, input_path: Path, output: Path, model: str, text_colum
     _emit({"task": kind, "inputs": len(inputs), **counts, "output": str(output)}, as_json, quiet)
 
 
-_INPUT_HELP = "a .txt file, a folder of .txt files, a .jsonl file or a .csv file"
+_INPUT_HELP = "a .txt file, a folder of .txt files, or a .jsonl, .json or .csv file"
 
 
 @app.command()
@@ -173,22 +178,28 @@ def diagnose(
 
 @app.command()
 def evaluate(
-    predictions: Path = typer.Argument(..., help="JSONL with 'id' and 'prediction' (or a results file of `extract`)"),
-    references: Path = typer.Argument(..., help="JSONL with 'id' and 'reference'"),
-    field: str | None = typer.Option(None, help="with an `extract` results file: the phenotype to score"),
+    predictions: Path = typer.Argument(..., help="JSONL/JSON/CSV with 'id' and 'prediction' (or a results file of "
+                                       "`extract`/`diagnose`)"),
+    references: Path = typer.Argument(..., help="JSONL/JSON/CSV with 'id' and 'reference'"),
+    field: str | None = typer.Option(None, help="with a results file: the result field to score (a phenotype; "
+                                     "'diagnosis' by default with --task diagnosis)"),
+    task: str = typer.Option("phenotype", help="phenotype: set-valued answers such as {pr, er}; diagnosis: "
+                             "free text scored whole (never split on commas or cut at a line break)"),
     official: bool = typer.Option(False, help="also score with the official CancerLLM evaluation code's rules"),
     ci: bool = typer.Option(False, help="bootstrap 95% confidence intervals"),
     as_json: bool = typer.Option(False, "--json", help="print the scores as JSON"),
 ) -> None:
     """Score predictions against gold answers: EM, BLEU-2, ROUGE-L (P/R/F1) and average F1."""
     try:
-        from .data.io import read_jsonl
         from .metrics import evaluate as ev
         from .metrics import official_evaluate, results_table_markdown
+        from .metrics._core import check_task
 
-        pred_rows = {str(r["id"]): r for r in read_jsonl(predictions)}
-        gold_rows = {str(r["id"]): r for r in read_jsonl(references)}
-        missing = sorted(set(gold_rows) - set(pred_rows))
+        check_task(task)
+        score_field = field if field is not None else ("diagnosis" if task == "diagnosis" else None)
+        pred_rows = _rows_by_id(predictions, None)
+        gold_rows = _rows_by_id(references, "reference")
+        missing = [i for i in gold_rows if i not in pred_rows]
         if missing:
             raise InputError(f"{len(missing)} reference ids have no prediction (first: {missing[0]!r})")
         ids = list(gold_rows)
@@ -196,21 +207,42 @@ def evaluate(
         def pred_of(r: dict[str, Any]) -> Any:
             if "prediction" in r:
                 return r["prediction"]
-            if field is None:
+            if "result" not in r and "error" in r:
+                return None  # an input that failed in `extract`/`diagnose` counts as no answer
+            if score_field is None:
                 raise InputError("predictions have no 'prediction' field; pass --field <phenotype>")
-            return (r.get("result") or {}).get(field)
+            return (r.get("result") or {}).get(score_field)
 
         preds = [pred_of(pred_rows[i]) for i in ids]
-        golds = [gold_rows[i].get("reference") for i in ids]
-        results = {"cancerllm": ev(predictions=preds, references=golds, ci=ci)}
+        golds = [gold_rows[i]["reference"] for i in ids]
+        results = {"cancerllm": ev(predictions=preds, references=golds, task=task, ci=ci)}
         if official:
             results["official code"] = official_evaluate(predictions=preds, references=golds, ci=ci)
         if as_json:
             typer.echo(json.dumps({k: v.model_dump(mode="json") for k, v in results.items()}))
         else:
             typer.echo(results_table_markdown(results))
-    except (CancerLLMError, OSError, KeyError) as exc:
-        _fail(exc if not isinstance(exc, KeyError) else InputError(f"missing field {exc}"))
+    except (CancerLLMError, OSError) as exc:
+        _fail(exc)
+
+
+def _rows_by_id(path: Path, required: str | None) -> dict[str, dict[str, Any]]:
+    """Records of a JSONL/JSON/CSV file by their exact string ``id``; every record needs an ``id`` (and
+    ``required``), and ids must be unique."""
+    from .data import iter_records
+    from .errors import DataFormatError
+
+    rows: dict[str, dict[str, Any]] = {}
+    for line, rec in iter_records(path):
+        if "id" not in rec or rec["id"] is None:
+            raise DataFormatError("record without an 'id'", path=str(path), line=line)
+        if required is not None and required not in rec:
+            raise DataFormatError(f"record without a {required!r} field", path=str(path), line=line)
+        rid = str(rec["id"])
+        if rid in rows:
+            raise DataFormatError(f"duplicate id {rid!r}", path=str(path), line=line)
+        rows[rid] = rec
+    return rows
 
 
 @app.command()

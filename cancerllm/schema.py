@@ -245,7 +245,9 @@ def _as_items(v: Any) -> list[str] | None:
 
 class PhenotypeResult(BaseModel):
     """Extracted phenotypes of one text.  Each field is a list of strings, or ``None`` for "Not relevant" /
-    not asked.  Answers to user-defined questions are in :attr:`custom`; raw model outputs in :attr:`raw`."""
+    not asked.  Answers to user-defined questions are in :attr:`custom`; raw model outputs in :attr:`raw`.
+    :attr:`error` is None, or, for an input that could not be processed (``extract_many(...,
+    errors="record")``), the reason, with every answer None."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -260,6 +262,7 @@ class PhenotypeResult(BaseModel):
     custom: dict[str, list[str] | None] = Field(default_factory=dict)
     raw: dict[str, str] = Field(default_factory=dict)
     id: str | None = None
+    error: str | None = None
 
     _normalize = field_validator(*[p.value for p in Phenotype], mode="before")(lambda cls, v: _as_items(v))
 
@@ -287,13 +290,16 @@ class PhenotypeResult(BaseModel):
 
 
 class Diagnosis(BaseModel):
-    """A generated cancer diagnosis: ``text`` is the cleaned answer, ``raw`` the model output."""
+    """A generated cancer diagnosis: ``text`` is the cleaned answer, ``raw`` the model output.  ``error`` is
+    None, or, for a note that could not be processed (``generate_many(..., errors="record")``), the reason
+    (``text`` is then empty)."""
 
     model_config = ConfigDict(extra="forbid")
 
     text: str
     raw: str = ""
     id: str | None = None
+    error: str | None = None
 
     def __str__(self) -> str:
         return self.text

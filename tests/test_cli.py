@@ -66,9 +66,16 @@ def test_bad_rows_become_error_records(tiny_model_dir, tmp_path):
         (["extract", "nowhere.txt", "-o", "x.jsonl"], 2, "no such file"),
         (["extract", "{csv}", "-o", "x.jsonl", "--text-column", "body"], 2, "no column 'body'"),
         (["extract", "{csv}", "-o", "x.txt"], 2, "must end in .jsonl or .csv"),
-        (["extract", "{csv}", "-o", "x.jsonl", "-p", "colour"], 1, "unknown phenotype 'colour'"),
+        (["extract", "{csv}", "-o", "x.jsonl", "-p", "colour"], 2, "unknown phenotype 'colour'"),
+        (["extract", "{csv}", "-o", "x.jsonl", "-p", "her2"], 2, "known phenotypes: grade, histological_type"),
+        (["extract", "{csv}", "-o", "x.jsonl", "--id-column", "pid"], 2, "no id column 'pid'"),
         (["extract", "{csv}", "-o", "x.jsonl", "--model", "{tmp}/missing-model"], 1, "cannot load model"),
         (["extract", "{csv}", "-o", "x.jsonl", "--batch-size", "0"], 2, "batch-size"),
+        (["diagnose", "{tmp}/in.xlsx", "-o", "x.jsonl"], 2, "no such file"),
+        (["evaluate", "{csv}", "{csv}", "--task", "icd"], 2, "unknown task 'icd'"),
+        (["index", "{csv}", "-o", "idx", "--retriever", "bm25"], 2, "unknown retriever 'bm25'"),
+        (["benchmark", "--data", "{csv}", "--split", "test"], 2, "--split 'test'"),
+        (["benchmark", "--data", "{csv}", "--misspelling", "lots"], 2, "--misspelling"),
     ],
 )
 def test_errors_are_one_line_with_a_hint(tmp_path, args, exit_code, message, monkeypatch):
@@ -93,14 +100,108 @@ def test_debug_shows_the_traceback(tmp_path):
     assert res.exit_code != 0 and res.exception is not None
 
 
-def test_evaluate_command(tmp_path):
-    (tmp_path / "p.jsonl").write_text('{"id": "1", "prediction": "{pr, er}"}\n{"id": "2", "prediction": "{left}"}\n')
+def _best_match(item, preds, golds):
+    """P, R, F1 of one instance by the documented best-match rule, from an item score function."""
+    p = sum(max(item(prediction=x, reference=g) for g in golds) for x in preds) / len(preds)
+    r = sum(max(item(prediction=x, reference=g) for x in preds) for g in golds) / len(golds)
+    return p, r, 2 * p * r / (p + r)
+
+
+def test_evaluate_command_joins_by_id_and_scores_exactly(tmp_path):
+    from cancerllm.metrics import bleu2_item, rouge_l_item
+    from cancerllm.metrics.official import official_rouge_item
+
+    # the two files list the ids in opposite orders: a positional join would score {left} against {pr, her2, er}
+    (tmp_path / "p.jsonl").write_text('{"id": "2", "prediction": "{left}"}\n{"id": "1", "prediction": "{pr, er}"}\n')
     (tmp_path / "g.jsonl").write_text('{"id": "1", "reference": "{pr, her2, er}"}\n{"id": "2", "reference": "{left}"}\n')
+    res = runner.invoke(app, ["evaluate", str(tmp_path / "p.jsonl"), str(tmp_path / "g.jsonl"), "--official", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    ours, theirs = out["cancerllm"], out["official code"]
+    # EM by hand: instance 1 P = 2/2, R = 2/3, F1 = 0.8; instance 2 all 1; macro means
+    assert ours["exact_match"]["precision"] == 1.0
+    assert ours["exact_match"]["recall"] == pytest.approx((2 / 3 + 1) / 2, abs=1e-12)
+    assert ours["exact_match"]["f1"] == pytest.approx(0.9, abs=1e-12)
+    f1s = [0.9]
+    for name, item in (("bleu2", bleu2_item), ("rouge_l", rouge_l_item)):
+        p1, r1, f1 = _best_match(item, ["pr", "er"], ["pr", "her2", "er"])
+        p2, r2, f2 = _best_match(item, ["left"], ["left"])
+        assert (p2, r2, f2) == (1.0, 1.0, 1.0)
+        assert ours[name]["precision"] == pytest.approx((p1 + p2) / 2, abs=1e-12)
+        assert ours[name]["recall"] == pytest.approx((r1 + r2) / 2, abs=1e-12)
+        assert ours[name]["f1"] == pytest.approx((f1 + f2) / 2, abs=1e-12)
+        f1s.append((f1 + f2) / 2)
+    assert ours["rouge_l"]["recall"] == pytest.approx((2 / 3 + 1) / 2, abs=1e-12)  # her2 matches no token
+    assert ours["average_f1"] == pytest.approx(sum(f1s) / 3, abs=1e-12)
+    # official code: the gold string is one item "pr her2 er", so EM finds nothing in instance 1
+    assert (theirs["exact_match"]["precision"], theirs["exact_match"]["recall"], theirs["exact_match"]["f1"]) == (
+        0.5, 0.5, 0.5)
+    f = official_rouge_item(prediction="pr", reference="pr her2 er")
+    assert f == pytest.approx(2.44 * (1 / 3) / (1 / 3 + 1.44))  # prec 1, rec 1/3, beta 1.2
+    assert theirs["rouge_l"]["f1"] == pytest.approx((f + 1) / 2, abs=1e-12)
+    # the Markdown table shows the same numbers in percent
     res = runner.invoke(app, ["evaluate", str(tmp_path / "p.jsonl"), str(tmp_path / "g.jsonl"), "--official"])
     assert res.exit_code == 0, res.output
-    assert "| cancerllm |" in res.output and "| official code |" in res.output
-    res = runner.invoke(app, ["evaluate", str(tmp_path / "p.jsonl"), str(tmp_path / "g.jsonl"), "--json"])
-    assert 0 < json.loads(res.stdout)["cancerllm"]["average_f1"] < 1
+    row = next(line for line in res.output.splitlines() if line.startswith("| cancerllm |"))
+    assert row.split("|")[2:5] == [" 100.00 ", " 83.33 ", " 90.00 "]
+    assert "| official code | 50.00 | 50.00 | 50.00 |" in res.output
+
+
+def test_evaluate_diagnosis_scores_whole_texts(tmp_path):
+    pred = "Invasive ductal carcinoma, left breast\nwith DCIS"
+    gold = "invasive ductal carcinoma, left breast with DCIS"
+    (tmp_path / "p.jsonl").write_text(json.dumps({"id": "a", "prediction": pred}) + "\n")
+    (tmp_path / "g.jsonl").write_text(json.dumps({"id": "a", "reference": gold}) + "\n")
+    args = ["evaluate", str(tmp_path / "p.jsonl"), str(tmp_path / "g.jsonl"), "--json"]
+    whole = json.loads(runner.invoke(app, [*args, "--task", "diagnosis"]).stdout)["cancerllm"]
+    assert whole["exact_match"]["f1"] == 1.0 and whole["average_f1"] == 1.0
+    # as a phenotype answer the same text is cut at the line break and split on the comma:
+    # predicted {invasive ductal carcinoma, left breast}, gold {invasive ductal carcinoma, left breast with dcis}
+    parsed = json.loads(runner.invoke(app, args).stdout)["cancerllm"]
+    assert parsed["exact_match"]["precision"] == 0.5 and parsed["exact_match"]["recall"] == 0.5
+    # a `diagnose` results file: the 'diagnosis' field is scored by default; a failed input is no answer
+    (tmp_path / "r.jsonl").write_text(json.dumps({"id": "a", "result": {"diagnosis": pred}}) + "\n"
+                                      + json.dumps({"id": "b", "error": {"type": "InputError", "message": "x"}})
+                                      + "\n")
+    (tmp_path / "g2.jsonl").write_text(json.dumps({"id": "a", "reference": gold}) + "\n"
+                                       + json.dumps({"id": "b", "reference": "lung adenocarcinoma"}) + "\n")
+    res = runner.invoke(app, ["evaluate", str(tmp_path / "r.jsonl"), str(tmp_path / "g2.jsonl"), "--task", "diagnosis",
+                              "--json"])
+    assert res.exit_code == 0, res.output
+    em = json.loads(res.stdout)["cancerllm"]["exact_match"]
+    assert (em["precision"], em["recall"], em["f1"], em["n"]) == (0.5, 0.5, 0.5, 2)
+
+
+@pytest.mark.parametrize(
+    "preds, golds, message",
+    [
+        ('{"id": "1", "prediction": "a"}\n', '{"id": "1", "reference": "a"}\n{"id": "2", "reference": "b"}\n',
+         "1 reference ids have no prediction (first: '2')"),
+        ('{"prediction": "a"}\n', '{"id": "1", "reference": "a"}\n', "p.jsonl:1: record without an 'id'"),
+        ('{"id": "1", "prediction": "a"}\n', '{"id": "1", "gold": "a"}\n', "g.jsonl:1: record without a 'reference'"),
+        ('{"id": "1", "prediction": "a"}\n{"id": "1", "prediction": "b"}\n', '{"id": "1", "reference": "a"}\n',
+         "p.jsonl:2: duplicate id '1'"),
+        ('{"id": "1", "result": {"grade": ["G1"]}}\n', '{"id": "1", "reference": "G1"}\n', "pass --field"),
+    ],
+)
+def test_evaluate_bad_inputs_exit_2(tmp_path, preds, golds, message):
+    (tmp_path / "p.jsonl").write_text(preds)
+    (tmp_path / "g.jsonl").write_text(golds)
+    res = runner.invoke(app, ["evaluate", str(tmp_path / "p.jsonl"), str(tmp_path / "g.jsonl")])
+    assert res.exit_code == 2, res.output
+    assert message in res.output and "Traceback" not in res.output
+
+
+def test_evaluate_extract_results_with_field(tmp_path):
+    (tmp_path / "r.jsonl").write_text('{"id": "1", "result": {"grade": ["G1", "G2"]}}\n'
+                                      '{"id": "2", "result": {"grade": null}}\n')
+    (tmp_path / "g.csv").write_text("id,reference\n1,{G1}\n2,Not relevant\n")
+    res = runner.invoke(app, ["evaluate", str(tmp_path / "r.jsonl"), str(tmp_path / "g.csv"), "--field", "grade",
+                              "--json"])
+    assert res.exit_code == 0, res.output
+    em = json.loads(res.stdout)["cancerllm"]["exact_match"]
+    # instance 1: P = 1/2, R = 1, F1 = 2/3; instance 2: Not relevant vs nothing -> 1, 1, 1
+    assert em["precision"] == 0.75 and em["recall"] == 1.0 and em["f1"] == pytest.approx((2 / 3 + 1) / 2)
 
 
 def test_killed_runs_resume_without_losses_or_duplicates(tiny_model_dir, tmp_path):
@@ -158,11 +259,11 @@ def test_train_errors(train_cfg, tmp_path):
     res = runner.invoke(app, ["train", "--config", str(tmp_path / "none.yaml")])
     assert res.exit_code == 2 and "no such training config" in res.output
     res = runner.invoke(app, ["train", "--config", str(train_cfg), "--preset", "megatron"])
-    assert res.exit_code == 1 and "deepspeed-zero2" in res.output
+    assert res.exit_code == 2 and "deepspeed-zero2" in res.output  # an unknown name is a bad argument
     bad = tmp_path / "bad.yaml"
     bad.write_text("output_dir: x\nmodel: {name_or_path: b}\nlearnin_rate: 1\n")
     res = runner.invoke(app, ["train", "--config", str(bad)])
-    assert res.exit_code == 1 and "learnin_rate" in res.output and "Traceback" not in res.output
+    assert res.exit_code == 2 and "learnin_rate" in res.output and "Traceback" not in res.output
 
 
 def test_index_command(tmp_path):
@@ -177,4 +278,4 @@ def test_index_command(tmp_path):
     hits = r.search(["report number 1"], k=2)[0]
     assert len(hits) == 2 and all(h.id.startswith("d") for h in hits)
     res = runner.invoke(app, ["index", str(src), "-o", str(tmp_path / "i2"), "--retriever", "bm25"])
-    assert res.exit_code == 1 and "contriever" in res.output
+    assert res.exit_code == 2 and "contriever" in res.output

@@ -99,11 +99,60 @@ def test_extract_many_dataframe_in_and_out(scripted):
     assert list(series_out["grade"]) == [["G1"], ["G2"], None]
 
 
-@pytest.mark.parametrize("bad, match", [("", "empty"), ("   \n", "empty"), (None, "expected a string"), (3, "string")])
+@pytest.mark.parametrize("bad, match", [("", "empty"), ("   \n", "empty"), (None, r"missing \(None/NaN\)"),
+                                        (float("nan"), r"missing \(None/NaN\)"), (3, "expected a string, got int"),
+                                        ("G1\x00", "NUL")])
 def test_bad_texts_name_the_row(scripted, bad, match):
     with pytest.raises(InputError, match=match) as e:
         scripted.phenotype_extractor(["grade"]).extract_many(["G1", bad], progress=False)
     assert "row 1" in str(e.value)
+    assert scripted.engine.calls == []  # errors="raise" (the default): nothing was generated
+
+
+def test_extract_many_record_keeps_the_good_rows(scripted):
+    texts = ["left G1", None, "right G2", "   ", float("nan"), "G4"]
+    out = scripted.phenotype_extractor(["laterality", "grade"]).extract_many(texts, progress=False, errors="record")
+    assert [r.grade for r in out] == [["G1"], None, ["G2"], None, None, ["G4"]]
+    assert [r.laterality for r in out] == [["left"], None, ["right"], None, None, None]
+    assert [r.error is None for r in out] == [True, False, True, False, False, True]
+    assert out[1].error.startswith("row 1: the text is missing") and out[3].error.startswith("row 3: the text is empty")
+    assert out[4].error.startswith("row 4: the text is missing")
+    assert all(r.id is None for r in out)  # list input: no ids, as with errors="raise"
+    assert len(scripted.engine.calls) == 3  # only the three good reports reached the engine
+
+
+def test_extract_many_record_dataframe_has_an_error_column(scripted):
+    df = pd.DataFrame({"report": ["left G1", None, "right G3"]}, index=["p1", "p2", "p3"])
+    out = scripted.phenotype_extractor(["grade"]).extract_many(df, column="report", progress=False, errors="record")
+    assert list(out.columns) == ["grade", "error"] and list(out.index) == ["p1", "p2", "p3"]
+    assert out.loc["p1", "grade"] == ["G1"] and out.loc["p3", "grade"] == ["G3"] and out.loc["p2", "grade"] is None
+    assert out.loc["p1", "error"] is None and out.loc["p2", "error"].startswith("row p2: the text is missing")
+    # all rows bad: no generation at all, every row an error
+    out = scripted.phenotype_extractor(["grade"]).extract_many(["", None], progress=False, errors="record")
+    assert [r.error is not None for r in out] == [True, True] and [r.grade for r in out] == [None, None]
+
+
+def test_unknown_errors_policy(scripted):
+    with pytest.raises(InputError, match="errors='skip'; use 'raise'"):
+        scripted.phenotype_extractor(["grade"]).extract_many(["G1"], errors="skip")
+    with pytest.raises(InputError, match="errors='ignore'; use 'raise'"):
+        scripted.diagnosis_generator().generate_many(["note"], errors="ignore")
+
+
+def test_generate_many_record_keeps_the_good_rows(tiny_model_dir):
+    gen = CancerLLM.from_pretrained(tiny_model_dir).diagnosis_generator(max_new_tokens=3)
+    with pytest.raises(InputError, match="row 1: the text is missing"):
+        gen.generate_many(["lung mass", None], progress=False)
+    ref = gen.generate_many(["lung mass", "breast lump"], progress=False)
+    out = gen.generate_many(["lung mass", None, "breast lump", ClinicalNote()], progress=False, errors="record")
+    assert [d.text for d in out] == [ref[0].text, "", ref[1].text, ""]  # the good rows get their own diagnoses
+    assert out[0].error is None and out[2].error is None
+    assert out[1].error.startswith("row 1: the text is missing") and "no text in any section" in out[3].error
+    df = gen.generate_many(pd.DataFrame({"note": ["lung mass", float("nan")]}, index=[10, 11]), column="note",
+                           progress=False, errors="record")
+    assert list(df.columns) == ["diagnosis", "error"] and list(df.index) == [10, 11]
+    assert df.loc[10, "diagnosis"] == ref[0].text and df.loc[10, "error"] is None
+    assert df.loc[11, "diagnosis"] == "" and df.loc[11, "error"].startswith("row 11: the text is missing")
 
 
 def test_dataframe_wrong_column(scripted):

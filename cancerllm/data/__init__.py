@@ -1,4 +1,5 @@
-"""Data I/O and converters: JSONL/JSON/CSV/DataFrame examples, BIO (CoNLL) NER data and TCGA reports."""
+"""Data I/O and converters: JSONL/JSON/CSV/DataFrame examples, batch inputs (one lossless reader for the CLI
+and Python), BIO (CoNLL) NER data and TCGA reports."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from .convert import (
     tumor_location_answer,
     tumor_size_answer,
 )
+from .inputs import InputRecord, read_inputs
 from .io import (
     EXAMPLE_FIELDS,
     FORMATS,
@@ -30,6 +32,7 @@ from .io import (
     examples_from_dataframe,
     examples_to_dataframe,
     infer_format,
+    iter_records,
     read_examples,
     read_jsonl,
     read_records,
@@ -43,6 +46,7 @@ __all__ = [
     "DEFAULT_ENTITY_TO_PHENOTYPE",
     "EXAMPLE_FIELDS",
     "FORMATS",
+    "InputRecord",
     "RECEPTOR_CANCER_TYPES",
     "TCGARecord",
     "TCGA_ANSWER_FUNCTIONS",
@@ -55,10 +59,12 @@ __all__ = [
     "histological_type_answer",
     "icd10_answer",
     "infer_format",
+    "iter_records",
     "laterality_answer",
     "normalize_entity_type",
     "read_bio",
     "read_examples",
+    "read_inputs",
     "read_jsonl",
     "read_records",
     "read_tcga",

@@ -5,6 +5,12 @@ CSV without a required column or bytes that are not UTF-8 raise :class:`~cancerl
 naming the file and the 1-based line; nothing is skipped silently.  Blank lines in JSONL files are not
 data and are skipped.
 
+Reading is lossless: this module holds the one record reader that the Python API, the command line and
+the batch jobs share (:func:`iter_records`).  Files are UTF-8 with an optional byte-order mark (Excel's
+"CSV UTF-8"); CSV is parsed from the exact text (quoted cells keep their line breaks, ``\r\n``
+included, byte for byte); JSONL is split on ``\n`` only, so a U+2028 or a lone ``\r`` inside a string
+stays part of its line (the ``\r`` of a CRLF line end is JSON whitespace and ignored by the parser).
+
 Writers are atomic: the data goes to a temporary file in the target folder, which then replaces the target
 (``os.replace``), so an interrupted write never leaves a half-written file behind.
 
@@ -43,6 +49,7 @@ __all__ = [
     "examples_from_dataframe",
     "examples_to_dataframe",
     "infer_format",
+    "iter_records",
     "read_examples",
     "read_jsonl",
     "read_records",
@@ -107,6 +114,8 @@ def _read_bytes(path: PathLike) -> bytes:
         raise InputError(f"data file not found: {os.fspath(path)}") from None
     except IsADirectoryError:
         raise InputError(f"expected a data file but {os.fspath(path)} is a directory") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {os.fspath(path)}: {exc.strerror or exc}") from None
 
 
 def _atomic_write(path: PathLike, write: Callable[[io.TextIOBase], None]) -> Path:
@@ -161,7 +170,11 @@ def _example_from_record(record: Any, path: str | None, line: int | None) -> Exa
 
 # --------------------------------------------------------------------------------------------- JSONL
 def _iter_jsonl(path: PathLike) -> Iterator[tuple[int, Any]]:
-    """``(line_number, value)`` for every non-blank line of a JSONL file."""
+    """``(line_number, value)`` for every non-blank line of a JSONL file.
+
+    Lines are split on ``b"\n"`` only (never on U+2028, U+0085 or a lone ``\r`` inside a string); the
+    ``\r`` of a CRLF line end is JSON whitespace and ignored by the parser; a BOM on line 1 is dropped.
+    """
     p = os.fspath(path)
     data = _read_bytes(path)
     for lineno, raw in enumerate(data.split(b"\n"), 1):
@@ -286,10 +299,18 @@ def _write_json(records: Iterable[Mapping[str, Any]], path: PathLike) -> Path:
 
 # --------------------------------------------------------------------------------------------- CSV
 def _iter_csv(path: PathLike) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
-    """Header and ``(line_number, row)`` pairs of a CSV file (line where the row starts)."""
+    """Header and ``(line_number, row)`` pairs of a CSV file (line where the row starts).
+
+    The file is decoded whole (BOM dropped) and parsed with ``newline=""`` semantics, so quoted cells keep
+    their line breaks exactly (``\r\n``, ``\n`` or ``\r``); cells are returned unstripped.  Quoting is
+    strict: a quote that is never closed, or text after a closing quote, is an error.  Empty lines
+    are skipped; in a file with more than one column, a line holding only whitespace is skipped too (in a
+    one-column file it is a record whose cell is that whitespace).
+    """
     p = os.fspath(path)
     text = _decode(_read_bytes(path), p)
-    reader = csv.reader(io.StringIO(text, newline=""))
+    # strict: a quote left open or text after a closing quote is an error, never silently re-read
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -312,7 +333,7 @@ def _iter_csv(path: PathLike) -> tuple[list[str], Iterator[tuple[int, dict[str, 
             except csv.Error as exc:
                 raise DataFormatError(f"malformed CSV: {exc}", path=p, line=start) from None
             prev = reader.line_num
-            if not row or all(not c.strip() for c in row) and len(row) <= 1:
+            if not row or (len(header) > 1 and len(row) == 1 and not row[0].strip()):
                 continue  # blank line
             if len(row) != len(header):
                 raise DataFormatError(
@@ -353,6 +374,38 @@ def _write_csv(
 
 
 # --------------------------------------------------------------------------------------------- records
+def iter_records(path: PathLike, *, format: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line, record)`` for each record of a JSONL, JSON (array of objects) or CSV file, read losslessly.
+
+    ``line`` is the 1-based line where the record starts (for error messages).  CSV cells are strings,
+    exactly as in the file (not stripped, line breaks inside quoted cells kept); JSON values keep their
+    types.  This is the one reader behind :func:`read_records`, :func:`cancerllm.data.read_inputs` and the
+    command line.
+
+    Args:
+        path: the data file.
+        format: ``"jsonl"``, ``"json"`` or ``"csv"``; inferred from the suffix when None.
+
+    Raises:
+        DataFormatError: malformed content or a record that is not an object (names the file and line).
+        InputError: missing file or unknown format.
+
+    Example:
+        >>> for line, rec in iter_records("reports.csv"):   # doctest: +SKIP
+        ...     print(line, rec["id"])
+    """
+    fmt = infer_format(path, format)
+    if fmt == "csv":
+        _, rows = _iter_csv(path)
+        yield from rows
+        return
+    p = os.fspath(path)
+    for lineno, value in _iter_jsonl(path) if fmt == "jsonl" else _iter_json_array(path):
+        if not isinstance(value, dict):
+            raise DataFormatError(f"expected a JSON object, got {type(value).__name__}", path=p, line=lineno)
+        yield lineno, value
+
+
 def read_records(path: PathLike, *, format: str | None = None) -> list[dict[str, Any]]:
     """Read the records of a JSONL, JSON (array of objects) or CSV file as dicts.
 
@@ -369,20 +422,7 @@ def read_records(path: PathLike, *, format: str | None = None) -> list[dict[str,
         DataFormatError: malformed content (names the file and line).
         InputError: missing file or unknown format.
     """
-    fmt = infer_format(path, format)
-    if fmt == "jsonl":
-        return read_jsonl(path)
-    if fmt == "json":
-        out = []
-        for lineno, value in _iter_json_array(path):
-            if not isinstance(value, dict):
-                raise DataFormatError(
-                    f"expected a JSON object, got {type(value).__name__}", path=os.fspath(path), line=lineno
-                )
-            out.append(value)
-        return out
-    _, rows = _iter_csv(path)
-    return [row for _, row in rows]
+    return [rec for _, rec in iter_records(path, format=format)]
 
 
 def write_records(records: Iterable[Mapping[str, Any]], path: PathLike, *, format: str | None = None) -> Path:

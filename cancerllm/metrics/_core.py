@@ -22,9 +22,14 @@ __all__ = [
     "Average",
     "InstanceTable",
     "ItemScorer",
+    "TASKS",
+    "Task",
+    "answer_items",
     "assemble_result",
     "check_average",
+    "check_item",
     "check_pairs",
+    "check_task",
     "metric_scores",
     "normalize_item",
     "phenotype_groups",
@@ -35,6 +40,10 @@ __all__ = [
 #: One answer: a raw string (``"{pr, her2}"``, ``"Not relevant"``), a list of item strings, or None.
 Answer = str | Sequence[str] | None
 Average = Literal["macro", "micro"]
+#: What the answers are: ``"phenotype"`` (set-valued answers, parsed into items) or ``"diagnosis"`` (free
+#: text, each string one whole item: never split on commas or cut at a line break).
+Task = Literal["phenotype", "diagnosis"]
+TASKS: tuple[str, ...] = ("phenotype", "diagnosis")
 #: ``scorer(prediction_item, reference_item) -> score in [0, 1]``.
 ItemScorer = Callable[[str, str], float]
 
@@ -75,6 +84,25 @@ def check_average(average: str) -> Average:
     return average  # type: ignore[return-value]
 
 
+def check_task(task: str) -> Task:
+    if task not in TASKS:
+        raise InputError(
+            f"unknown task {task!r}; use 'phenotype' (set-valued answers such as '{{pr, er}}') or 'diagnosis' "
+            "(free text scored whole)"
+        )
+    return task  # type: ignore[return-value]
+
+
+def check_item(value: Any, what: str) -> str:
+    """``value`` if it is a string (one item), else :class:`InputError` (item scores take strings only)."""
+    if not isinstance(value, str):
+        raise InputError(
+            f"{what} must be a string (one answer item), got {type(value).__name__}; item scores compare two "
+            "items; for missing answers (None) use the set-level functions such as evaluate()"
+        )
+    return value
+
+
 def raw_items(answer: Answer, *, what: str) -> list[str] | None:
     """``None`` for a string answer (to be parsed), else the list's items as strings (type-checked)."""
     if answer is None or isinstance(answer, str):
@@ -93,28 +121,40 @@ def raw_items(answer: Answer, *, what: str) -> list[str] | None:
 def normalize_item(text: str) -> str:
     """The library's item normalisation: lowercase and collapse whitespace (nothing else is removed).
 
+    Raises:
+        InputError: ``text`` is not a string (e.g. None).
+
     Example:
         >>> normalize_item("  Invasive   Ductal\\tCarcinoma ")
         'invasive ductal carcinoma'
     """
-    return " ".join(text.lower().split())
+    return " ".join(check_item(text, "text").lower().split())
 
 
-def to_items(answer: Answer, *, what: str = "answer") -> list[str]:
+def to_items(answer: Answer, *, what: str = "answer", task: str = "phenotype") -> list[str]:
     """Normalised, deduplicated answer items; ``[]`` for "Not relevant", an empty answer or None.
 
-    A string goes through :func:`cancerllm.prompts.parse_answer`; a list is taken as items, each
-    normalised, with empty and "Not relevant"-like items dropped.
+    With ``task="phenotype"`` a string goes through :func:`cancerllm.prompts.parse_answer` (first ``{...}``
+    or first line, split on commas/semicolons); with ``task="diagnosis"`` a string is one whole item
+    (line breaks and commas kept as part of it, whitespace collapsed by the normalisation).  A list is
+    taken as items, each normalised, with empty and "Not relevant"-like items dropped.
 
     Example:
         >>> to_items("{PR, her2,  ER}")
         ['pr', 'her2', 'er']
         >>> to_items(["Left", "left "]), to_items("Not relevant"), to_items(None)
         (['left'], [], [])
+        >>> to_items("Ductal carcinoma, left breast\\nwith DCIS", task="diagnosis")
+        ['ductal carcinoma, left breast with dcis']
     """
     items = raw_items(answer, what=what)
     if items is None:
-        items = parse_answer(answer)  # type: ignore[arg-type]
+        if answer is None:
+            items = []
+        elif check_task(task) == "diagnosis":
+            items = [answer]  # type: ignore[list-item]
+        else:
+            items = parse_answer(answer)  # type: ignore[arg-type]
     out: list[str] = []
     for item in items:
         norm = normalize_item(item)
@@ -244,15 +284,29 @@ def aggregate(table: InstanceTable, idx: np.ndarray, average: Average) -> tuple[
     return p, r, f1
 
 
+def answer_items(
+    predictions: Sequence[Answer], references: Sequence[Answer], task: str
+) -> tuple[list[list[str]], list[list[str]]]:
+    """Check the inputs and parse both sides into normalised items (the one place that does it)."""
+    task = check_task(task)
+    pred_list, ref_list = check_pairs(predictions, references)
+    preds = [to_items(p, what="prediction", task=task) for p in pred_list]
+    golds = [to_items(r, what="reference", task=task) for r in ref_list]
+    return preds, golds
+
+
 def metric_scores(
-    *, predictions: Sequence[Answer], references: Sequence[Answer], scorer: ItemScorer, average: str
+    *,
+    predictions: Sequence[Answer],
+    references: Sequence[Answer],
+    scorer: ItemScorer,
+    average: str,
+    task: str = "phenotype",
 ) -> Scores:
     """Check the inputs, parse them into items, best-match score them with ``scorer`` and aggregate."""
     average = check_average(average)
-    pred_list, ref_list = check_pairs(predictions, references)
-    n = len(pred_list)
-    preds = [to_items(p, what="prediction") for p in pred_list]
-    golds = [to_items(r, what="reference") for r in ref_list]
+    preds, golds = answer_items(predictions, references, task)
+    n = len(preds)
     table = score_instances(preds, golds, scorer)
     p, r, f = (_clip(v[0]) for v in aggregate(table, np.arange(n)[None, :], average))
     return Scores(precision=p, recall=r, f1=f, n=n)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from ._core import Answer, metric_scores, normalize_item
+from ._core import Answer, check_item, metric_scores, normalize_item
 from .results import Scores
 
 __all__ = ["bleu2", "bleu2_item"]
@@ -35,19 +35,25 @@ def bleu2_item(*, prediction: str, reference: str) -> float:
     'exp' method (``1 / (2 * total)`` for the first zero order), and brevity penalty
     ``exp(1 - ref_len / pred_len)`` when the prediction is shorter.  Two empty items score 1.0, one 0.0.
 
+    Raises:
+        InputError: ``prediction`` or ``reference`` is not a string (e.g. None).
+
     Example:
         >>> bleu2_item(prediction="left", reference="Left")
         1.0
         >>> round(bleu2_item(prediction="ductal carcinoma", reference="invasive ductal carcinoma"), 4)
         0.6065
     """
-    p, r = normalize_item(prediction), normalize_item(reference)
+    p = normalize_item(check_item(prediction, "prediction"))
+    r = normalize_item(check_item(reference, "reference"))
     if not p or not r:
         return 1.0 if p == r else 0.0
     return min(1.0, _bleu2(p, r))
 
 
-def bleu2(*, predictions: Sequence[Answer], references: Sequence[Answer], average: str = "macro") -> Scores:
+def bleu2(
+    *, predictions: Sequence[Answer], references: Sequence[Answer], average: str = "macro", task: str = "phenotype"
+) -> Scores:
     """BLEU-2 precision, recall and F1 of set-valued answers (best-match scoring with :func:`bleu2_item`).
 
     Per instance, precision is the mean over predicted items of their best BLEU-2 against any reference
@@ -61,4 +67,6 @@ def bleu2(*, predictions: Sequence[Answer], references: Sequence[Answer], averag
         >>> round(s.precision, 4), round(s.recall, 4)
         (0.6065, 0.6065)
     """
-    return metric_scores(predictions=predictions, references=references, scorer=_bleu2, average=average)
+    return metric_scores(
+        predictions=predictions, references=references, scorer=_bleu2, average=average, task=task
+    )

@@ -10,11 +10,10 @@ import numpy as np
 from ._core import (
     Answer,
     aggregate,
+    answer_items,
     assemble_result,
     check_average,
-    check_pairs,
     score_instances,
-    to_items,
 )
 from .bleu import _bleu2
 from .exact_match import _em
@@ -30,6 +29,7 @@ def evaluate(
     *,
     predictions: Sequence[Answer],
     references: Sequence[Answer],
+    task: str = "phenotype",
     phenotypes: Sequence[Any] | None = None,
     average: str = "macro",
     ci: bool = False,
@@ -43,9 +43,11 @@ def evaluate(
     CancerLLM code use :func:`~cancerllm.metrics.official_evaluate`.
 
     Each answer is a raw string (model output or gold such as ``"{pr, her2, er}"`` or
-    ``"Not relevant"``), a list of item strings, or None.  Strings are parsed with
-    :func:`cancerllm.prompts.parse_answer`; items are lowercased, whitespace-collapsed and deduplicated;
-    "Not relevant"/empty answers become the empty set.  Per instance and metric:
+    ``"Not relevant"``), a list of item strings, or None.  With ``task="phenotype"`` (the default)
+    strings are parsed with :func:`cancerllm.prompts.parse_answer`; with ``task="diagnosis"`` each string
+    is one whole item (a free-text diagnosis is never split on commas nor cut at a line break).  Items
+    are lowercased, whitespace-collapsed and deduplicated; "Not relevant"/empty answers become the empty
+    set.  Per instance and metric:
 
     * both sides empty: P = R = F1 = 1; exactly one side empty: P = R = F1 = 0;
     * otherwise P = mean over predicted items of the best item score against any reference item,
@@ -58,6 +60,8 @@ def evaluate(
     Args:
         predictions: one answer per instance.
         references: gold answers, same length.
+        task: ``"phenotype"`` (set-valued answers, parsed into items) or ``"diagnosis"`` (free text: each
+            string scored whole, e.g. ``Diagnosis.text`` against the gold diagnosis).
         phenotypes: optional parallel list of phenotype names (strings, :class:`~cancerllm.Phenotype`
             or :class:`~cancerllm.PhenotypeQuestion`) for a per-phenotype breakdown.
         average: ``"macro"`` (the paper's way): reported P, R and F1 are the means of the per-instance
@@ -73,18 +77,20 @@ def evaluate(
 
     Raises:
         InputError: "Mismatch in the number of predictions (n) and references (m)", empty inputs,
-            wrong types, a ``phenotypes`` list of another length, unknown ``average``, bad bootstrap
-            settings.
+            wrong types, a ``phenotypes`` list of another length, unknown ``task`` or ``average``, bad
+            bootstrap settings.
 
     Example:
         >>> r = evaluate(predictions=["{pr, er}", "Not relevant"], references=["{pr, her2, er}", "Not relevant"])
         >>> round(r.exact_match.precision, 4), round(r.exact_match.recall, 4), round(r.exact_match.f1, 4)
         (1.0, 0.8333, 0.9)
+        >>> d = evaluate(predictions=["Ductal carcinoma, left breast\\nsecond line"],
+        ...              references=["ductal carcinoma, left breast second line"], task="diagnosis")
+        >>> d.exact_match.f1
+        1.0
     """
     average = check_average(average)
-    pred_list, ref_list = check_pairs(predictions, references)
-    preds = [to_items(p, what="prediction") for p in pred_list]
-    golds = [to_items(r, what="reference") for r in ref_list]
+    preds, golds = answer_items(predictions, references, task)
     tables = {name: score_instances(preds, golds, scorer) for name, scorer in _SCORERS.items()}
     return assemble_result(
         tables,
@@ -99,14 +105,18 @@ def evaluate(
 
 
 def instance_scores(
-    *, predictions: Sequence[Answer], references: Sequence[Answer], metric: str = "exact_match"
+    *,
+    predictions: Sequence[Answer],
+    references: Sequence[Answer],
+    metric: str = "exact_match",
+    task: str = "phenotype",
 ) -> list[Scores]:
     """Per-instance P, R and F1 (each a :class:`~cancerllm.metrics.Scores` with ``n=1``) of one metric.
 
     Useful for error analysis and for :func:`~cancerllm.metrics.bootstrap_ci` on your own statistic.
 
     Args:
-        predictions, references: as in :func:`evaluate`.
+        predictions, references, task: as in :func:`evaluate`.
         metric: ``"exact_match"``, ``"bleu2"`` or ``"rouge_l"``.
 
     Example:
@@ -117,9 +127,7 @@ def instance_scores(
 
     if metric not in _SCORERS:
         raise InputError(f"unknown metric {metric!r}; use one of: {', '.join(_SCORERS)}")
-    pred_list, ref_list = check_pairs(predictions, references)
-    preds = [to_items(p, what="prediction") for p in pred_list]
-    golds = [to_items(r, what="reference") for r in ref_list]
+    preds, golds = answer_items(predictions, references, task)
     table = score_instances(preds, golds, _SCORERS[metric])
     out = []
     for i in range(len(preds)):

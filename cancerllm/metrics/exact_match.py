@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ._core import Answer, metric_scores, normalize_item
+from ._core import Answer, check_item, metric_scores, normalize_item
 from .results import Scores
 
 __all__ = ["exact_match", "exact_match_item"]
@@ -19,17 +19,23 @@ def exact_match_item(*, prediction: str, reference: str) -> float:
 
     Two empty items score 1.0.
 
+    Raises:
+        InputError: ``prediction`` or ``reference`` is not a string (e.g. None); the set-level functions
+            take None for a missing answer.
+
     Example:
         >>> exact_match_item(prediction="Invasive  Ductal Carcinoma", reference="invasive ductal carcinoma")
         1.0
         >>> exact_match_item(prediction="her-2", reference="her2")
         0.0
     """
-    return _em(normalize_item(prediction), normalize_item(reference))
+    return _em(
+        normalize_item(check_item(prediction, "prediction")), normalize_item(check_item(reference, "reference"))
+    )
 
 
 def exact_match(
-    *, predictions: Sequence[Answer], references: Sequence[Answer], average: str = "macro"
+    *, predictions: Sequence[Answer], references: Sequence[Answer], average: str = "macro", task: str = "phenotype"
 ) -> Scores:
     """Exact Match precision, recall and F1 of set-valued answers.
 
@@ -44,16 +50,20 @@ def exact_match(
         predictions: one answer per instance (string, list of items or None).
         references: the gold answers, same length.
         average: ``"macro"`` (mean of per-instance P, R and F1) or ``"micro"`` (pooled items).
+        task: ``"phenotype"`` (strings parsed into items) or ``"diagnosis"`` (each string one whole item);
+            see :func:`~cancerllm.metrics.evaluate`.
 
     Returns:
         :class:`~cancerllm.metrics.Scores`.
 
     Raises:
-        InputError: lengths differ, inputs are empty or of the wrong type, unknown ``average``.
+        InputError: lengths differ, inputs are empty or of the wrong type, unknown ``average`` or ``task``.
 
     Example:
         >>> s = exact_match(predictions=["{pr, er, ki-67}"], references=["{PR, her2, ER}"])
         >>> round(s.precision, 4), round(s.recall, 4), round(s.f1, 4)
         (0.6667, 0.6667, 0.6667)
     """
-    return metric_scores(predictions=predictions, references=references, scorer=_em, average=average)
+    return metric_scores(
+        predictions=predictions, references=references, scorer=_em, average=average, task=task
+    )

@@ -5,9 +5,17 @@ paper; use :func:`~cancerllm.metrics.evaluate` for the library's recommended met
 code derives from the OpenPI evaluation (``f1_emnlp2020``); its behaviour, quirks included, is
 reproduced here:
 
-* a prediction string loses its double quotes, single quotes and braces and is split on commas, each
-  piece trimmed; a gold string is one item (the official scripts do not split it; ``split_gold=True``
-  splits it like a prediction);
+* a prediction string is the model's *raw output* as the official generation step stores it (the
+  ``predicted_answers`` field read by ``Evaluation/1_make_standard_output_for_*.py``), in which the answer
+  follows the literal ``answer:``, e.g. ``"{'answer': 'pr, er'}"``.  It loses its double quotes, braces
+  and single quotes; then only the text between the first and the second ``answer:`` is kept
+  (``Q.split("answer:")[1]``), and that is split on commas, each piece trimmed.  The official script stops
+  with an ``IndexError`` on a string without ``answer:``; here such a string (e.g. this library's own
+  answers, which are already the answer part) is split whole, which is what the official code computes for
+  ``"answer: " + string``.  A gold string is one item (the official scripts do not split it;
+  ``split_gold=True`` splits it on commas like a prediction, without the ``answer:`` step);
+* diagnoses are treated exactly like phenotypes (``1_make_standard_output_for_diagnosis.py`` is the same
+  script): a free-text diagnosis prediction is split on commas too;
 * predicted items are deduplicated on their exact text (``set``); gold items are not;
 * ``" ."`` is removed from the first gold item;
 * a prediction that is a single item starting with "there will be no change" counts as no prediction
@@ -37,7 +45,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from ._core import Answer, InstanceTable, assemble_result, check_pairs, raw_items, table_from_rows
+from ._core import Answer, InstanceTable, assemble_result, check_item, check_pairs, raw_items, table_from_rows
 from .results import EvaluationResult
 
 __all__ = [
@@ -48,6 +56,9 @@ __all__ = [
     "official_rouge_item",
     "official_split",
 ]
+
+#: The marker after which the official prediction script reads the answer (``Q.split("answer:")[1]``).
+ANSWER_MARKER = "answer:"
 
 _PUNCT = frozenset(string.punctuation)
 _STRIP_CHARS = ('"', "{", "}", "'")
@@ -75,34 +86,53 @@ def official_normalize(text: str, *, stem: bool = True) -> str:
     Trim, lowercase, delete ASCII punctuation (no space put in its place), collapse whitespace, then
     Porter-stem each word (NLTK ``PorterStemmer`` in its default ``NLTK_EXTENSIONS`` mode).
 
+    Raises:
+        InputError: ``text`` is not a string (e.g. None).
+
     Example:
         >>> official_normalize("  HER-2 Positive Tumors. ")
         'her2 posit tumor'
         >>> official_normalize("HER-2 Positive Tumors.", stem=False)
         'her2 positive tumors'
     """
-    s = text.strip().lower()
+    s = check_item(text, "text").strip().lower()
     s = " ".join("".join(ch for ch in s if ch not in _PUNCT).split())
     if not stem:
         return s
     return " ".join(w for w in (_stem(t) for t in s.split()) if w)
 
 
-def official_split(text: str) -> list[str]:
-    """Split an answer string the way the official scripts split predictions.
+def _delete_quotes(text: str) -> str:
+    for ch in _STRIP_CHARS:
+        text = text.replace(ch, "")
+    return text
 
-    Double quotes, single quotes and braces are deleted, the rest is split on commas and each piece is
-    trimmed (empty pieces are kept, as in the official code).
+
+def official_split(text: str) -> list[str]:
+    """Split a raw prediction string the way the official prediction script does.
+
+    Double quotes, braces and single quotes are deleted; if the literal ``answer:`` occurs, only the text
+    between its first and second occurrence is kept (the official ``Q.split("answer:")[1]``); the rest is
+    split on commas and each piece is trimmed (empty pieces are kept, as in the official code).  Without
+    ``answer:`` the official script fails (``IndexError``); here the whole string is split.
+
+    Raises:
+        InputError: ``text`` is not a string.
 
     Example:
+        >>> official_split("{'answer': 'pr, her2 , er'}")
+        ['pr', 'her2', 'er']
+        >>> official_split("### Response: answer: left, right answer: ignored")
+        ['left', 'right']
         >>> official_split("{'pr', her2 , er}")
         ['pr', 'her2', 'er']
         >>> official_split("Not relevant")
         ['Not relevant']
     """
-    for ch in _STRIP_CHARS:
-        text = text.replace(ch, "")
-    return [x.strip() for x in text.split(",")]
+    text = _delete_quotes(check_item(text, "text"))
+    if ANSWER_MARKER in text:
+        text = text.split(ANSWER_MARKER)[1]
+    return [x.strip() for x in text.strip().split(",")]
 
 
 def _official_exact(gold: str, pred: str) -> float:
@@ -147,16 +177,23 @@ def _match(scorer: Any, gold: str, pred: str) -> float:
     return scorer(official_normalize(gold), official_normalize(pred))
 
 
+def _official_item(scorer: Any, prediction: Any, reference: Any) -> float:
+    pred = official_normalize(check_item(prediction, "prediction"), stem=False)
+    gold = official_normalize(check_item(reference, "reference"), stem=False)
+    return _match(scorer, gold, pred)
+
+
 def official_exact_match_item(*, prediction: str, reference: str) -> float:
     """Official EM item score: 1.0 if the normalised, stemmed items are identical, else 0.0.
+
+    Raises:
+        InputError: ``prediction`` or ``reference`` is not a string (e.g. None).
 
     Example:
         >>> official_exact_match_item(prediction="Tumors", reference="tumor")
         1.0
     """
-    return _match(
-        _official_exact, official_normalize(reference, stem=False), official_normalize(prediction, stem=False)
-    )
+    return _official_item(_official_exact, prediction, reference)
 
 
 def official_bleu2_item(*, prediction: str, reference: str) -> float:
@@ -168,15 +205,16 @@ def official_bleu2_item(*, prediction: str, reference: str) -> float:
     else 1 (the "closest" reference length, trivially, with one reference).  No smoothing beyond those
     constants: a one-word prediction has ``g_2 = 0`` and scores at most ``sqrt(1e-15 / 1e-9) = 0.001``.
 
+    Raises:
+        InputError: ``prediction`` or ``reference`` is not a string (e.g. None).
+
     Example:
         >>> round(official_bleu2_item(prediction="ductal carcinoma", reference="invasive ductal carcinoma"), 4)
         0.6065
         >>> round(official_bleu2_item(prediction="left", reference="left"), 6)
         0.001
     """
-    return _match(
-        _official_bleu2, official_normalize(reference, stem=False), official_normalize(prediction, stem=False)
-    )
+    return _official_item(_official_bleu2, prediction, reference)
 
 
 def official_rouge_item(*, prediction: str, reference: str) -> float:
@@ -186,13 +224,14 @@ def official_rouge_item(*, prediction: str, reference: str) -> float:
     ``rec = |C & G| / |G|`` and ``F = (1 + 1.2^2) * prec * rec / (rec + 1.2^2 * prec)`` (0 when either
     is 0).  Word order and repeats are ignored; this is not ROUGE-L.
 
+    Raises:
+        InputError: ``prediction`` or ``reference`` is not a string (e.g. None).
+
     Example:
         >>> round(official_rouge_item(prediction="invasive ductal carcinoma", reference="ductal carcinoma"), 6)
         0.829932
     """
-    return _match(
-        _official_rouge, official_normalize(reference, stem=False), official_normalize(prediction, stem=False)
-    )
+    return _official_item(_official_rouge, prediction, reference)
 
 
 _OFFICIAL_SCORERS = {"exact_match": _official_exact, "bleu2": _official_bleu2, "rouge_l": _official_rouge}
@@ -212,7 +251,10 @@ def _gold_items(answer: Answer, split_gold: bool) -> list[str]:
     if items is None:
         if answer is None:
             return []
-        items = official_split(answer) if split_gold else [answer]  # type: ignore[list-item]
+        if split_gold:  # the library's option: the official split without the ``answer:`` step
+            items = [x.strip() for x in _delete_quotes(answer).split(",")]  # type: ignore[arg-type]
+        else:
+            items = [answer]  # type: ignore[list-item]
     items = list(items)
     if items:
         items[0] = items[0].replace(" .", "")
@@ -255,8 +297,10 @@ def official_evaluate(
     (``average="macro"``) and ``average_f1`` is the mean of the three F1s.
 
     Args:
-        predictions: one answer per instance: a raw model output (split as the official scripts do), a
-            list of already split items (used as they are), or None (no prediction).
+        predictions: one answer per instance: a raw model output string (the text the official
+            generation step stores, with the answer after ``answer:``; processed by :func:`official_split`:
+            quotes and braces deleted, the text between the first and second ``answer:`` kept, split on
+            commas), a list of already split items (used as they are), or None (no prediction).
         references: gold answers: a string (one item, or split when ``split_gold``), a list of items
             (used as they are), or None.
         split_gold: split gold strings on commas like predictions (the official scripts do not).

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from ._core import Answer, metric_scores, normalize_item
+from ._core import Answer, check_item, metric_scores, normalize_item
 from .results import Scores
 
 __all__ = ["rouge_l", "rouge_l_item"]
@@ -31,17 +31,23 @@ def rouge_l_item(*, prediction: str, reference: str) -> float:
     ``P = LCS / len(pred)``, ``R = LCS / len(ref)`` and ``F = 2PR / (P + R)``.  An item with no
     ``a-z0-9`` token scores 0 against a non-empty one.  Two empty items score 1.0, one 0.0.
 
+    Raises:
+        InputError: ``prediction`` or ``reference`` is not a string (e.g. None).
+
     Example:
         >>> round(rouge_l_item(prediction="ductal carcinoma invasive", reference="invasive ductal carcinoma"), 4)
         0.6667
     """
-    p, r = normalize_item(prediction), normalize_item(reference)
+    p = normalize_item(check_item(prediction, "prediction"))
+    r = normalize_item(check_item(reference, "reference"))
     if not p or not r:
         return 1.0 if p == r else 0.0
     return _rouge_l(p, r)
 
 
-def rouge_l(*, predictions: Sequence[Answer], references: Sequence[Answer], average: str = "macro") -> Scores:
+def rouge_l(
+    *, predictions: Sequence[Answer], references: Sequence[Answer], average: str = "macro", task: str = "phenotype"
+) -> Scores:
     """ROUGE-L precision, recall and F1 of set-valued answers (best-match scoring with :func:`rouge_l_item`).
 
     Per instance, precision is the mean over predicted items of their best ROUGE-L F-measure against any
@@ -53,4 +59,6 @@ def rouge_l(*, predictions: Sequence[Answer], references: Sequence[Answer], aver
         >>> round(s.precision, 4), round(s.recall, 4)
         (0.6667, 0.6667)
     """
-    return metric_scores(predictions=predictions, references=references, scorer=_rouge_l, average=average)
+    return metric_scores(
+        predictions=predictions, references=references, scorer=_rouge_l, average=average, task=task
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ._core import Answer, check_average, check_pairs, f1_of, to_items
+from ._core import Answer, answer_items, check_average, f1_of
 from .results import SetScores
 
 __all__ = ["entity_set_prf"]
@@ -21,7 +21,7 @@ def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
 
 
 def entity_set_prf(
-    *, predictions: Sequence[Answer], references: Sequence[Answer], average: str = "micro"
+    *, predictions: Sequence[Answer], references: Sequence[Answer], average: str = "micro", task: str = "phenotype"
 ) -> SetScores:
     """Precision, recall and F1 of predicted item sets against gold item sets (exact item matches).
 
@@ -42,12 +42,13 @@ def entity_set_prf(
         predictions: one answer per instance (string like ``"{pr, er}"``, list of items or None).
         references: the gold answers, same length.
         average: ``"micro"`` or ``"macro"``.
+        task: ``"phenotype"`` (strings parsed into items) or ``"diagnosis"`` (each string one whole item).
 
     Returns:
         :class:`~cancerllm.metrics.SetScores` (with the pooled ``tp``, ``fp``, ``fn``).
 
     Raises:
-        InputError: lengths differ, inputs are empty or of the wrong type, unknown ``average``.
+        InputError: lengths differ, inputs are empty or of the wrong type, unknown ``average`` or ``task``.
 
     Example:
         >>> s = entity_set_prf(predictions=["{pr, er}"], references=["{pr, her2, er}"])
@@ -55,13 +56,12 @@ def entity_set_prf(
         (1.0, 0.6667, 0.8)
     """
     average = check_average(average)
-    pred_list, ref_list = check_pairs(predictions, references)
-    n = len(pred_list)
+    pred_items, gold_items = answer_items(predictions, references, task)
+    n = len(pred_items)
     tp = fp = fn = 0
     sums = [0.0, 0.0, 0.0]
-    for pred_answer, gold_answer in zip(pred_list, ref_list, strict=True):
-        pred = set(to_items(pred_answer, what="prediction"))
-        gold = set(to_items(gold_answer, what="reference"))
+    for pred_list, gold_list in zip(pred_items, gold_items, strict=True):
+        pred, gold = set(pred_list), set(gold_list)
         i_tp, i_fp, i_fn = len(pred & gold), len(pred - gold), len(gold - pred)
         tp, fp, fn = tp + i_tp, fp + i_fp, fn + i_fn
         for k, v in enumerate(_prf(i_tp, i_fp, i_fn)):

@@ -9,7 +9,7 @@ from .._constants import DIAGNOSIS_MAX_NEW_TOKENS
 from ..engine.base import GenerationSettings, PromptGroup
 from ..errors import InputError
 from ..schema import DIAGNOSIS_INSTRUCTION, ClinicalNote, Diagnosis, Example
-from ._common import as_text_list, check_text, warn_truncated
+from ._common import as_text_list, check_text, in_order, row_names, split_bad_rows, warn_truncated
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..model import CancerLLM
@@ -100,12 +100,34 @@ class DiagnosisGenerator:
         return self._run([self._context(note, "note")], None, progress=False)[0]
 
     def generate_many(self, notes: Any, *, column: str | None = None, as_dataframe: bool | None = None,
-                      progress: bool | None = None) -> Any:
+                      progress: bool | None = None, errors: str = "raise") -> Any:
         """Diagnoses of many notes (list, Series, or DataFrame + ``column``); a DataFrame with a
-        ``diagnosis`` column for pandas input, else a list of :class:`Diagnosis`."""
+        ``diagnosis`` column for pandas input, else a list of :class:`Diagnosis`.
+
+        Args:
+            errors: what a bad note (None/NaN, not a string or :class:`ClinicalNote`, empty, NUL bytes)
+                does.  ``"raise"`` (default): :class:`~cancerllm.errors.InputError` naming the row, nothing
+                is generated.  ``"record"``: the note gets a :class:`Diagnosis` with empty ``text`` and
+                ``error`` set (a DataFrame gets an ``error`` column, None for good rows), the others are
+                generated as usual; this is the command line's policy.
+
+        Raises:
+            InputError: a bad note with ``errors="raise"``, an unknown ``errors``, a DataFrame without
+                ``column``.
+        """
         items, ids = as_text_list(notes, column)
-        ctx = [self._context(n, f"row {ids[i] if ids else i}") for i, n in enumerate(items)]
-        results = self._run(ctx, ids, progress=self.progress if progress is None else progress)
+        good, ctx, bad = split_bad_rows(items, row_names(len(items), ids), self._context, errors)
+        done: list[Diagnosis] = []
+        if ctx:
+            # with bad rows left out, the good rows keep their original labels ("row 7") in warnings
+            keys = ids if ids is not None else [str(i) for i in range(len(items))]
+            done = self._run(ctx, [keys[i] for i in good] if ids is not None or bad else None,
+                             progress=self.progress if progress is None else progress)
+            if ids is None:
+                for d in done:
+                    d.id = None
+        failed = [Diagnosis(text="", id=ids[i] if ids else None, error=msg) for i, msg in bad.items()]
+        results: list[Diagnosis] = in_order(len(items), (good, done), (list(bad), failed))
         if as_dataframe is None:
             as_dataframe = ids is not None
         if not as_dataframe:
@@ -113,7 +135,10 @@ class DiagnosisGenerator:
         from .._optional import require
 
         pd = require("pandas", feature="DataFrame output")
-        frame = pd.DataFrame({"diagnosis": [r.text for r in results]})
+        data: dict[str, Any] = {"diagnosis": [r.text for r in results]}
+        if errors == "record":
+            data["error"] = pd.Series([r.error for r in results], dtype=object)  # None (not NaN) for good rows
+        frame = pd.DataFrame(data)
         if ids is not None:
             frame.index = notes.index
         return frame

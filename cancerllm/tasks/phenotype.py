@@ -10,7 +10,15 @@ from ..engine.base import GenerationSettings, PromptGroup
 from ..errors import InputError
 from ..prompts import parse_answer
 from ..schema import PHENOTYPE_INSTRUCTION, Example, PhenotypeQuestion, PhenotypeResult, resolve_phenotypes
-from ._common import as_text_list, check_text, split_tokens, warn_truncated
+from ._common import (
+    as_text_list,
+    check_text,
+    in_order,
+    row_names,
+    split_bad_rows,
+    split_tokens,
+    warn_truncated,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..model import CancerLLM
@@ -166,19 +174,39 @@ class PhenotypeExtractor:
         batch_size: int | None = None,
         as_dataframe: bool | None = None,
         progress: bool | None = None,
+        errors: str = "raise",
     ) -> Any:
         """Phenotypes of many texts: a list of strings, a pandas Series, or a DataFrame with ``column``.
 
         Returns a DataFrame (one row per input, one column per phenotype, index kept) when the input is
         pandas or ``as_dataframe=True``; otherwise a list of :class:`PhenotypeResult`.
+
+        Args:
+            errors: what a bad row (None/NaN, not a string, empty or whitespace-only, NUL bytes) does.
+                ``"raise"`` (default): :class:`~cancerllm.errors.InputError` naming the row, nothing is
+                extracted.  ``"record"``: the row gets a result with every answer None and ``error`` set
+                to the reason (a DataFrame gets an ``error`` column, None for good rows) and the other rows
+                are extracted as usual; this is the command line's policy.
+
+        Raises:
+            InputError: a bad row with ``errors="raise"``, an unknown ``errors``, a DataFrame without
+                ``column``.
         """
         items, ids = as_text_list(texts, column)
-        names = [f"row {ids[i] if ids else i}" for i in range(len(items))]
-        checked = [check_text(t, names[i]) for i, t in enumerate(items)]
-        results = self._run(
-            checked, phenotypes, ids=ids, progress=self.progress if progress is None else progress,
-            batch_size=batch_size,
-        )
+        qs = resolve_phenotypes(phenotypes) if phenotypes is not None else self.questions
+        good, checked, bad = split_bad_rows(items, row_names(len(items), ids), check_text, errors)
+        done: list[PhenotypeResult] = []
+        if checked:
+            # with bad rows left out, the good rows keep their original labels ("row 7") in warnings
+            keys = ids if ids is not None else [str(i) for i in range(len(items))]
+            run_ids = [keys[i] for i in good] if ids is not None or bad else None
+            done = self._run(checked, qs, ids=run_ids, progress=self.progress if progress is None else progress,
+                             batch_size=batch_size)
+            if ids is None:
+                for r in done:
+                    r.id = None
+        failed = [PhenotypeResult(id=ids[i] if ids else None, error=msg) for i, msg in bad.items()]
+        results: list[PhenotypeResult] = in_order(len(items), (good, done), (list(bad), failed))
         if as_dataframe is None:
             as_dataframe = ids is not None
         if not as_dataframe:
@@ -186,9 +214,10 @@ class PhenotypeExtractor:
         from .._optional import require
 
         pd = require("pandas", feature="DataFrame output")
-        qs = resolve_phenotypes(phenotypes) if phenotypes is not None else self.questions
         cols = [q.name for q in qs]
         frame = pd.DataFrame([r.as_dict(cols) for r in results], columns=cols)
+        if errors == "record":  # None (not NaN) for the good rows
+            frame["error"] = pd.Series([r.error for r in results], dtype=object)
         if ids is not None:
             frame.index = texts.index
         return frame

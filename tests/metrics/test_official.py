@@ -145,3 +145,33 @@ def test_result_is_marked_official_and_averages_three_f1s():
     assert r.bleu2.f1 == pytest.approx((1 / 3) ** 0.5, rel=1e-8)
     assert r.rouge_l.f1 == pytest.approx(0.829932, abs=1e-6)
     assert r.average_f1 == pytest.approx((0.0 + (1 / 3) ** 0.5 + 0.829932) / 3, abs=1e-6)
+
+
+# ------------------------------------------------------------------------------ the "answer:" step
+def test_split_keeps_the_text_between_the_first_and_second_answer_marker():
+    # Evaluation/1_make_standard_output_for_*.py: quotes and braces deleted, then Q.split("answer:")[1]
+    assert official_split("{'answer': 'pr, her2'}") == ["pr", "her2"]
+    assert official_split("### Response: answer: left, right answer: ignored, too") == ["left", "right"]
+    assert official_split('{"answer": "iib"} chatter') == ["iib chatter"]  # everything after the marker counts
+    assert official_split("answer:") == [""]
+    # the marker is literal and case-sensitive: "Answer:" is not it, and the whole string is split
+    assert official_split("Answer: pr, er") == ["Answer: pr", "er"]
+
+
+def test_raw_outputs_with_the_marker_score_like_their_answer_part():
+    raw = ["Below is an instruction ... ### Response: {'answer': 'pr, er'}", "{'answer': 'left'}"]
+    golds = ["pr", "left"]
+    a = official_evaluate(predictions=raw, references=golds)
+    b = official_evaluate(predictions=[["pr", "er"], ["left"]], references=golds)
+    assert a.model_dump() == b.model_dump()
+    assert a.exact_match.precision == pytest.approx((0.5 + 1) / 2) and a.exact_match.recall == 1.0
+    # without the step the prompt text before the marker would be an item: recall would be the same but
+    # precision lower, so the marker step is what makes these numbers
+    no_step = official_evaluate(predictions=[["Below is an instruction ... ### Response: pr", "er"], ["left"]],
+                                references=golds)
+    assert no_step.exact_match.precision < a.exact_match.precision
+
+
+def test_split_gold_does_not_apply_the_answer_step():
+    r = official_evaluate(predictions=[["x"]], references=["answer: a, x"], split_gold=True)
+    assert r.exact_match.recall == 0.5  # gold items "answer: a" and "x"
