@@ -180,6 +180,15 @@ def _shot_block(shots: Sequence[Example], header: str) -> str:
     return "\n\n".join(lines) + "\n\n"
 
 
+def _marker(texts: Sequence[str]) -> str:
+    """A split marker that occurs in none of ``texts`` (so a report quoting it cannot move the split)."""
+    marker, n = _SENTINEL, 0
+    while any(marker in t for t in texts):
+        n += 1
+        marker = f"{_SENTINEL[:-1]}{n}\u241f"
+    return marker
+
+
 def _tokenizer_name(tok: Any) -> str:
     return f"{type(tok).__name__}({getattr(tok, 'name_or_path', '') or 'unnamed'!r})"
 
@@ -309,9 +318,11 @@ class PromptBuilder:
         for s in shots:
             if s.full_context == example.full_context and s.context == example.context:
                 raise InputError("a retrieved example is the input itself; exclude it from the shots")
-        marked = self._render(example, shots, _SENTINEL)
-        prefix, found, suffix = marked.partition(_SENTINEL)
-        if not found or _SENTINEL in suffix:
+        marker = _marker([example.instruction, example.context, example.question or "", self.answer_prefix,
+                          self.shots_header, *(s.full_context + s.response for s in shots)])
+        marked = self._render(example, shots, marker)
+        prefix, found, suffix = marked.partition(marker)
+        if not found or marker in suffix:
             raise InputError("the prompt template dropped or repeated the split marker; use prompt style 'alpaca'")
         if self.style == "chat" and prefix + suffix != self._render(example, shots, ""):
             raise InputError("the chat template changes the text around the report's end, so the prompt cannot be "

@@ -262,3 +262,14 @@ def test_one_sft_step_learns_exactly_the_response_and_eos(name, tmp_path):
     out = instruction_tune(cfg, examples=exs)
     log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 1 and log[-1]["loss"] > 0
+
+
+def test_a_report_quoting_the_split_marker_still_splits_after_the_report():
+    from cancerllm.prompts import _SENTINEL
+
+    tok = make_family_tokenizer("bytelevel-chatml")
+    context = f"odd {_SENTINEL} text {_SENTINEL[:-1]}1\u241f end"
+    ex = Example(instruction=PHENOTYPE_INSTRUCTION, context=context, question=QUESTIONS[0])
+    parts = _builder(tok).parts(ex)
+    assert parts.prefix.endswith("In the text: " + context) and parts.suffix.startswith(" " + QUESTIONS[0])
+    assert_exact(_builder(tok), ex)
