@@ -47,7 +47,8 @@ def assert_exact(builder, example, shots=()):
         assert enc.labels == [-100] * len(enc.prompt_ids) + enc.response_ids
     text = builder.render(example, shots)
     prefix = builder.parts(example, shots).prefix
-    assert text.startswith(prefix) and "\u241f" not in text
+    quoted = example.context + "".join(s.full_context + s.response for s in shots)
+    assert text.startswith(prefix) and text.count("\u241f") == quoted.count("\u241f")  # no marker left
     return enc
 
 
