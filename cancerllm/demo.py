@@ -4,10 +4,9 @@ over four real TCGA pathology reports shipped inside the package.  Runs offline.
 from __future__ import annotations
 
 import argparse
-import json
 import textwrap
 import time
-from importlib.resources import files
+from importlib.resources import as_file, files
 from typing import Any
 
 __all__ = ["load_sample_reports", "main"]
@@ -15,8 +14,10 @@ __all__ = ["load_sample_reports", "main"]
 
 def load_sample_reports() -> list[dict[str, Any]]:
     """The sample TCGA reports shipped with the package (see ``_resources/SAMPLE_DATA.md``)."""
-    text = (files("cancerllm") / "_resources" / "sample_reports.jsonl").read_text(encoding="utf-8")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    from .data.io import iter_records
+
+    with as_file(files("cancerllm") / "_resources" / "sample_reports.jsonl") as path:
+        return [record for _, record in iter_records(path)]
 
 
 def _fmt(v: Any) -> str:

@@ -173,8 +173,9 @@ def score_diagnoses(tasks: BenchmarkTasks, texts: Sequence[str | None], *, mappe
     text_cases = [c for c in tasks.diagnosis_cases if c.text]
     evaluation = None
     if text_cases:
-        evaluation = evaluate(predictions=[[texts[c.report]] if texts[c.report] else None for c in text_cases],
-                              references=[[c.text] for c in text_cases], ci=ci, seed=seed).model_dump(mode="json")
+        evaluation = evaluate(predictions=[texts[c.report] or None for c in text_cases],
+                              references=[c.text for c in text_cases], task="diagnosis", ci=ci,
+                              seed=seed).model_dump(mode="json")
     icd_cases = [c for c in tasks.diagnosis_cases if c.icd_10]
     mapped = [mapper.map(t) for t in texts]  # one mapping per report
     codes = [mapped[c.report] for c in icd_cases]
