@@ -97,3 +97,32 @@ def test_bad_groups(engine):
     with pytest.raises(ValueError):
         engine.generate_groups([PromptGroup([1, 2], [])], GenerationSettings())
     assert engine.generate_groups([], GenerationSettings()) == []
+
+
+@pytest.mark.parametrize("shared_prefix", [True, False])
+def test_logprobs_are_the_models_probabilities_of_the_generated_tokens(tiny_llm, shared_prefix):
+    """Read off the decoding logits (no extra forward pass); equal to a teacher-forced forward pass."""
+    tok, model = tiny_llm.tokenizer, tiny_llm.model
+    engine = HFEngine(model, tok)
+    engine.shared_prefix = shared_prefix
+    groups = [PromptGroup(_ids(tok, r), [_ids(tok, q) for q in QUESTIONS]) for r in REPORTS]
+    settings = GenerationSettings(max_new_tokens=7, batch_size=16, logprobs=True)
+    out = engine.generate(groups, settings)
+    assert engine.generate_groups(groups, GenerationSettings(max_new_tokens=7, batch_size=16)) == [
+        [g.ids for g in row] for row in out]
+    for group, row in zip(groups, out):
+        for suffix, gen in zip(group.suffix_ids, row):
+            assert len(gen.logprobs) == len(gen.ids) == 7
+            prompt = group.prefix_ids + suffix
+            x = torch.tensor([prompt + gen.ids[:-1]])
+            with torch.inference_mode():
+                logp = model(input_ids=x).logits[0, len(prompt) - 1:].float().log_softmax(-1)
+            expected = logp[torch.arange(len(gen.ids)), torch.tensor(gen.ids)]
+            torch.testing.assert_close(torch.tensor(gen.logprobs), expected, rtol=0, atol=2e-4)
+            assert all(lp <= 0 for lp in gen.logprobs)
+
+
+def test_without_logprobs_none_are_returned(engine, tiny_llm):
+    tok = tiny_llm.tokenizer
+    (gen,), = engine.generate([PromptGroup(_ids(tok, REPORTS[0]), [[]])], GenerationSettings(max_new_tokens=3))
+    assert gen.logprobs is None and len(gen.ids) == 3

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._cache import make_cache
-from .base import Engine, GenerationSettings, PromptGroup
+from .base import Engine, Generation, GenerationSettings, PromptGroup
 
 __all__ = ["HFEngine"]
 
@@ -97,12 +97,13 @@ class HFEngine(Engine):
         return out.logits[:, -1, :], new_cache
 
     # ------------------------------------------------------------------------------------------ main
-    def generate_groups(
+    def generate(
         self, groups: Sequence[PromptGroup], settings: GenerationSettings, *, progress: bool = False
-    ) -> list[list[list[int]]]:
+    ) -> list[list[Generation]]:
+        """A :class:`Generation` per suffix of each group (ids; log-probabilities with ``settings.logprobs``)."""
         import torch
 
-        results: list[list[list[int]]] = [[[] for _ in g.suffix_ids] for g in groups]
+        results: list[list[Generation]] = [[Generation([]) for _ in g.suffix_ids] for g in groups]
         if not groups:
             return results
         # plain prompts (empty suffix) are split so that every suffix has at least one token
@@ -154,7 +155,7 @@ class HFEngine(Engine):
 
     def _run_batch(
         self, groups: list[tuple[list[int], list[list[int]]]], settings: GenerationSettings
-    ) -> list[list[list[int]]]:
+    ) -> list[list[Generation]]:
         n = sum(len(sufs) for _, sufs in groups)
         longest = max(len(p) for p, _ in groups) + max(len(s) for _, sufs in groups for s in sufs)
         window = attention_window(self._base.config)
@@ -186,7 +187,7 @@ class HFEngine(Engine):
 
     def _run_batch_copied(
         self, groups: list[tuple[list[int], list[list[int]]]], settings: GenerationSettings
-    ) -> list[list[list[int]]]:
+    ) -> list[list[Generation]]:
         """Prefill the prefixes, copy each prefix's KV cache once per suffix, decode."""
         import torch
 
@@ -224,7 +225,7 @@ class HFEngine(Engine):
 
     def _run_batch_shared(
         self, groups: list[tuple[list[int], list[list[int]]]], settings: GenerationSettings
-    ) -> list[list[list[int]]]:
+    ) -> list[list[Generation]]:
         """Encode the header every prefix of the batch starts with once, each prefix's rest once, and decode
         every suffix against single copies of both (shared-prefix attention)."""
         import os
@@ -335,30 +336,38 @@ class HFEngine(Engine):
         return keys, values, valid.bool(), logits
 
     @staticmethod
-    def _split(groups: list[tuple[list[int], list[list[int]]]], gen: list[list[int]]) -> list[list[list[int]]]:
-        out: list[list[list[int]]] = []
+    def _split(groups: list[tuple[list[int], list[list[int]]]], gen: list[Generation]) -> list[list[Generation]]:
+        out: list[list[Generation]] = []
         r = 0
         for _, sufs in groups:
             out.append(gen[r : r + len(sufs)])
             r += len(sufs)
         return out
 
-    def _decode(self, logits: Any, n: int, settings: GenerationSettings, compact: Any, step: Any) -> list[list[int]]:
+    def _decode(self, logits: Any, n: int, settings: GenerationSettings, compact: Any, step: Any) -> list[Generation]:
         """Greedy decoding of ``n`` rows with early stopping; ``compact(idx)`` keeps only live rows ``idx``
-        and ``step(next_tokens)`` runs one forward step, returning the next logits."""
+        and ``step(next_tokens)`` runs one forward step, returning the next logits.  With
+        ``settings.logprobs`` each chosen token's log-probability is read off the same logits."""
         import torch
 
         gen: list[list[int]] = [[] for _ in range(n)]
+        lps: list[list[float]] | None = [[] for _ in range(n)] if settings.logprobs else None
         active = list(range(n))  # original row index of each live row
         stop_strings = tuple(s for s in settings.stop_strings if s)
         stop_chars = {s[-1] for s in stop_strings}
         tok_text = self._token_texts() if stop_strings else None
         for _ in range(settings.max_new_tokens):
             nxt = logits.argmax(-1)
+            step_lp = None
+            if lps is not None:
+                full = logits.float()
+                step_lp = (full.gather(-1, nxt[:, None]).squeeze(-1) - torch.logsumexp(full, -1)).tolist()
             keep: list[int] = []
             for j, tok in enumerate(nxt.tolist()):
                 row = active[j]
                 gen[row].append(tok)
+                if step_lp is not None:
+                    lps[row].append(step_lp[j])
                 done = tok in self.eos_ids
                 if not done and tok_text is not None and tok < len(tok_text):
                     piece = tok_text[tok]
@@ -375,7 +384,7 @@ class HFEngine(Engine):
                 nxt = nxt[idx]
                 active = [active[j] for j in keep]
             logits = step(nxt)
-        return gen
+        return [Generation(ids, lps[r] if lps is not None else None) for r, ids in enumerate(gen)]
 
 
 def attention_window(config: Any) -> int | None:
