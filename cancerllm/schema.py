@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -22,12 +22,16 @@ __all__ = [
     "DIAGNOSIS_INSTRUCTION",
     "NOT_RELEVANT",
     "PHENOTYPE_INSTRUCTION",
+    "SINGLE_VALUED",
+    "AnswerDetail",
     "ClinicalNote",
     "Diagnosis",
     "Example",
+    "ItemDetail",
     "Phenotype",
     "PhenotypeQuestion",
     "PhenotypeResult",
+    "Provenance",
     "Task",
     "resolve_phenotypes",
 ]
@@ -110,6 +114,8 @@ class PhenotypeQuestion(BaseModel):
 
     name: str
     question: str
+    #: one value is meant (e.g. grade): answers of the chunks of a long report are resolved to one chunk's
+    single_valued: bool = False
 
     @field_validator("name")
     @classmethod
@@ -129,10 +135,13 @@ class PhenotypeQuestion(BaseModel):
     def builtin(cls, phenotype: Phenotype | str) -> PhenotypeQuestion:
         """The question of a built-in phenotype (a ``Phenotype`` member or its value, e.g. ``"stage"``)."""
         p = Phenotype(phenotype)
-        return cls(name=p.value, question=p.question)
+        return cls(name=p.value, question=p.question, single_valued=p.value in SINGLE_VALUED)
 
 
 PhenotypeLike = Phenotype | PhenotypeQuestion | str | Mapping[str, str]
+
+#: built-in phenotypes of which a report states one value (a long report's chunks resolve to one answer)
+SINGLE_VALUED = frozenset({"tumor_size", "laterality", "stage", "grade"})
 
 
 def resolve_phenotypes(phenotypes: Iterable[PhenotypeLike] | None = None) -> list[PhenotypeQuestion]:
@@ -243,6 +252,72 @@ def _as_items(v: Any) -> list[str] | None:
     return [str(x) for x in v]
 
 
+class ItemDetail(BaseModel):
+    """One answer item with what supports it.
+
+    Attributes:
+        value: the item, as in the simple answer list (e.g. ``"G3"``).
+        raw: the model's raw answer text it was parsed from.
+        span: ``(start, end)`` offsets of its evidence in the caller's text (``text[start:end]``), or None.
+        match: ``"exact"`` (the item verbatim), ``"fuzzy"`` (up to case, whitespace, units, TNM prefixes) or
+            ``"not_found"`` (nothing in the report supports it: a possible hallucination).
+        confidence: the model's probability of the item's tokens (0-1), or None when not computed.
+        chunk: the index of the report chunk that answered (0 unless the report was split).
+        needs_review: below ``min_confidence``, or without evidence.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    value: str
+    raw: str = ""
+    span: tuple[int, int] | None = None
+    match: Literal["exact", "fuzzy", "not_found"] = "not_found"
+    confidence: float | None = None
+    chunk: int = 0
+    needs_review: bool = False
+
+
+class AnswerDetail(BaseModel):
+    """The detailed answer to one question.
+
+    Attributes:
+        status: ``"answered"`` (items below) or ``"not_relevant"`` (the model answered "Not relevant"); a
+            question not asked has no :class:`AnswerDetail` at all.
+        items: the answer items, each with evidence and confidence.
+        alternatives: for single-valued phenotypes of a report split into chunks, the items of the other
+            chunks that were not chosen.
+        confidence: the model's probability of its whole answer (for "Not relevant" too), or None.
+        needs_review: the answer is below ``min_confidence``, or an item lacks evidence.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["answered", "not_relevant"]
+    items: list[ItemDetail] = Field(default_factory=list)
+    alternatives: list[ItemDetail] = Field(default_factory=list)
+    confidence: float | None = None
+    needs_review: bool = False
+
+
+class Provenance(BaseModel):
+    """Where a result came from: an audit trail for every output row.
+
+    Attributes:
+        model: the model's name or path; ``adapter_sha256``: a hash of the adapter weights (None without one).
+        library_version: the ``cancerllm`` version; ``settings``: generation and prompt settings.
+        created: when the result was made (ISO 8601, UTC); ``input_sha256``: a hash of the input text.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = None
+    adapter_sha256: str | None = None
+    library_version: str
+    settings: dict[str, Any] = Field(default_factory=dict)
+    created: str
+    input_sha256: str
+
+
 class PhenotypeResult(BaseModel):
     """Extracted phenotypes of one text.  Each field is a list of strings, or ``None`` for "Not relevant" /
     not asked.  Answers to user-defined questions are in :attr:`custom`; raw model outputs in :attr:`raw`.
@@ -263,6 +338,8 @@ class PhenotypeResult(BaseModel):
     raw: dict[str, str] = Field(default_factory=dict)
     id: str | None = None
     error: str | None = None
+    details: dict[str, AnswerDetail] = Field(default_factory=dict)
+    provenance: Provenance | None = None
 
     _normalize = field_validator(*[p.value for p in Phenotype], mode="before")(lambda cls, v: _as_items(v))
 
@@ -279,6 +356,20 @@ class PhenotypeResult(BaseModel):
             setattr(self, name, value)
         else:
             self.custom[name] = value
+
+    def status(self, name: Phenotype | str) -> Literal["answered", "not_relevant", "not_asked"]:
+        """``"answered"``, ``"not_relevant"`` (asked; the model said "Not relevant") or ``"not_asked"``."""
+        key = name.value if isinstance(name, Phenotype) else name
+        if key in self.details:
+            return self.details[key].status
+        if key in self.raw:
+            return "answered" if self.get(key) else "not_relevant"
+        return "not_asked"
+
+    @property
+    def needs_review(self) -> bool:
+        """Whether any answer is marked for review (low confidence, or an item without evidence)."""
+        return any(d.needs_review for d in self.details.values())
 
     def as_dict(self, names: Sequence[str] | None = None) -> dict[str, list[str] | None]:
         """Flat ``{name: answer}`` for the built-ins and custom questions (or only ``names``)."""

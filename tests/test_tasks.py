@@ -64,10 +64,20 @@ def test_custom_question_and_subset(scripted):
 def test_long_reports_are_chunked_and_answers_merged(scripted):
     scripted.max_input_tokens = 260
     text = "left breast lesion G1. " + "filler words about margins and nodes. " * 60 + "right side also G3."
-    ex = scripted.phenotype_extractor(["laterality", "grade"], chunk_overlap=8)
+    sides = PhenotypeQuestion(name="sides", question="Please identify the value of tumor laterality, all of them.")
+    ex = scripted.phenotype_extractor(["laterality", "grade", sides], chunk_overlap=8)
     r = ex.extract(text)
     assert len(scripted.engine.calls) > 1  # several chunks
-    assert r.laterality == ["left", "right"] and r.grade == ["G1", "G3"]
+    # single-valued phenotypes resolve to one chunk's answer (all with evidence, no confidence here: the
+    # first chunk); the other chunk's values are kept as alternatives, with their evidence
+    assert r.laterality == ["left"] and r.grade == ["G1"]
+    assert [a.value for a in r.details["grade"].alternatives] == ["G3"]
+    alt = r.details["laterality"].alternatives[0]
+    assert alt.value == "right" and text[alt.span[0]:alt.span[1]] == "right" and alt.chunk > 0
+    assert r.custom["sides"] == ["left", "right"]  # other questions: the union of the chunks' answers
+    for name, value in (("laterality", "left"), ("grade", "G1")):
+        item = r.details[name].items[0]
+        assert text[item.span[0]:item.span[1]] == value and item.match == "exact" and item.chunk == 0
     for prefix, _ in scripted.engine.calls:
         assert len(scripted.tokenizer(prefix)["input_ids"]) <= 260
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from .._constants import PHENOTYPE_MAX_NEW_TOKENS
 from ..engine.base import GenerationSettings, PromptGroup
 from ..errors import InputError
-from ..prompts import parse_answer
+from ..evidence import EvidenceIndex
 from ..schema import PHENOTYPE_INSTRUCTION, Example, PhenotypeQuestion, PhenotypeResult, resolve_phenotypes
 from ._common import (
     as_text_list,
@@ -53,6 +53,15 @@ class PhenotypeExtractor:
             reports most similar to the input (never the input itself).
         max_shot_tokens: report tokens shown per retrieved example (default: a sixth of the input limit
             for ``k=3``, i.e. ``max_input_tokens // (2 * k)``).
+        min_confidence: answers (and items) whose confidence is below it are marked ``needs_review`` in
+            :attr:`PhenotypeResult.details` (kept, not dropped); items without evidence in the report are
+            always marked.
+
+    Every result carries :attr:`~cancerllm.schema.PhenotypeResult.details`: per question its status
+    ("answered" / "not_relevant"), each item's evidence span in the caller's text (exact / fuzzy /
+    not_found), confidences from the generated tokens' probabilities, the chunk that answered, and
+    alternatives for single-valued phenotypes; and :attr:`~cancerllm.schema.PhenotypeResult.provenance`
+    (model, adapter hash, library version, settings, time, input hash).  See ``docs/checking.md``.
 
     With a retriever, the examples differ per question, so each (report, question) is its own prompt
     group and the report is encoded once per question (see ``docs/retrieval.md``).
@@ -78,7 +87,11 @@ class PhenotypeExtractor:
         corpus: Sequence[Any] | None = None,
         k: int = 3,
         max_shot_tokens: int | None = None,
+        min_confidence: float | None = None,
     ) -> None:
+        if min_confidence is not None and not 0.0 <= float(min_confidence) <= 1.0:
+            raise InputError(f"min_confidence must be between 0 and 1, got {min_confidence!r}")
+        self.min_confidence = None if min_confidence is None else float(min_confidence)
         self.model = model
         self.questions: list[PhenotypeQuestion] = resolve_phenotypes(phenotypes)
         self.batch_size = int(batch_size)
@@ -98,7 +111,9 @@ class PhenotypeExtractor:
         return Example(instruction=self.instruction, context=context, question=q.question)
 
     def _chunks(self, text: str, questions: Sequence[PhenotypeQuestion], where: str,
-                shots: Sequence[Sequence[Example]] | None = None) -> list[str]:
+                shots: Sequence[Sequence[Example]] | None = None) -> list[tuple[str, tuple[int, int] | None]]:
+        """The report's chunks and, for each, its characters in ``text`` (None where the tokenizer gives
+        no offsets)."""
         builder = self.model.prompt_builder
         tok = self.model.tokenizer
         shots = shots or [()] * len(questions)
@@ -111,20 +126,27 @@ class PhenotypeExtractor:
                 f"the retrieved examples leave no room for the report within max_input_tokens="
                 f"{self.model.max_input_tokens}; lower k or max_shot_tokens, or raise max_input_tokens"
             )
-        ids = tok(text, add_special_tokens=False)["input_ids"]
+        fast = getattr(tok, "is_fast", False)
+        enc = tok(text, add_special_tokens=False, return_offsets_mapping=fast)
+        ids = enc["input_ids"]
         if len(ids) <= budget:
-            return [text]
+            return [(text, (0, len(text)))]
+        offsets = enc["offset_mapping"] if fast else None
+
+        def chunk(s: int, e: int) -> tuple[str, tuple[int, int] | None]:
+            return tok.decode(ids[s:e]), (offsets[s][0], offsets[e - 1][1]) if offsets else None
+
         if not self.chunking:
             warn_truncated(where, len(ids), budget, self.model.max_input_tokens)
-            return [tok.decode(ids[:budget])]
-        return [tok.decode(ids[s:e]) for s, e in split_tokens(ids, budget, self.chunk_overlap)]
+            return [chunk(0, budget)]
+        return [chunk(s, e) for s, e in split_tokens(ids, budget, self.chunk_overlap)]
 
     def build_groups(
         self, texts: Sequence[str], questions: Sequence[PhenotypeQuestion], names: Sequence[str]
     ) -> tuple[list[PromptGroup], list[int]]:
         """Prompt groups and, for each group, the index of its text.  Without a retriever there is one
         group per chunk holding every question, in order; with one, see :meth:`build_question_groups`."""
-        groups, owners = self.build_question_groups(texts, questions, names)
+        groups, owners, _ = self._build(texts, questions, names)
         return groups, [i for i, _ in owners]
 
     def build_question_groups(
@@ -135,13 +157,21 @@ class PhenotypeExtractor:
         Questions whose prompts share a prefix (the same retrieved examples, or none) share a group, so
         the report is encoded once for them.
         """
+        groups, owners, _ = self._build(texts, questions, names)
+        return groups, owners
+
+    def _build(
+        self, texts: Sequence[str], questions: Sequence[PhenotypeQuestion], names: Sequence[str]
+    ) -> tuple[list[PromptGroup], list[tuple[int, list[int]]], list[tuple[int, tuple[int, int] | None]]]:
+        """Groups, owners, and each group's ``(chunk index, chunk characters)``."""
         builder = self.model.prompt_builder
         per_text = (self.shots.select(list(texts), [q.question for q in questions]) if self.shots is not None
                     else [[[] for _ in questions] for _ in texts])
         groups: list[PromptGroup] = []
         owners: list[tuple[int, list[int]]] = []
+        where: list[tuple[int, tuple[int, int] | None]] = []
         for i, text in enumerate(texts):
-            for chunk in self._chunks(text, questions, names[i], per_text[i]):
+            for c, (chunk, span) in enumerate(self._chunks(text, questions, names[i], per_text[i])):
                 by_shots: dict[tuple[int, ...], list[int]] = {}
                 kept: list[list[Example]] = []
                 for j, shots in enumerate(per_text[i]):
@@ -158,12 +188,15 @@ class PhenotypeExtractor:
                     ]
                     groups.append(PromptGroup(first.prefix_ids, sufs))
                     owners.append((i, js))
-        return groups, owners
+                    where.append((c, span))
+        return groups, owners, where
 
     # ----------------------------------------------------------------------------------- API
-    def extract(self, text: str, phenotypes: Any = None) -> PhenotypeResult:
-        """Phenotypes of one text; fields not asked or answered "Not relevant" are None."""
-        return self._run([check_text(text, "text")], phenotypes, ids=None, progress=False)[0]
+    def extract(self, text: str, phenotypes: Any = None, *, min_confidence: float | None = None) -> PhenotypeResult:
+        """Phenotypes of one text; fields not asked or answered "Not relevant" are None (tell them apart with
+        :meth:`PhenotypeResult.status`); ``min_confidence`` overrides the extractor's for this call."""
+        return self._run([check_text(text, "text")], phenotypes, ids=None, progress=False,
+                         min_confidence=min_confidence)[0]
 
     def extract_many(
         self,
@@ -175,6 +208,8 @@ class PhenotypeExtractor:
         as_dataframe: bool | None = None,
         progress: bool | None = None,
         errors: str = "raise",
+        min_confidence: float | None = None,
+        details: bool = False,
     ) -> Any:
         """Phenotypes of many texts: a list of strings, a pandas Series, or a DataFrame with ``column``.
 
@@ -187,6 +222,10 @@ class PhenotypeExtractor:
                 extracted.  ``"record"``: the row gets a result with every answer None and ``error`` set
                 to the reason (a DataFrame gets an ``error`` column, None for good rows) and the other rows
                 are extracted as usual; this is the command line's policy.
+            min_confidence: overrides the extractor's threshold for review marks for this call.
+            details: DataFrame output also gets, per phenotype, ``<name>_confidence``, ``<name>_match``
+                (the match kinds of its items) and ``<name>_evidence`` (their ``(start, end)`` spans), and a
+                ``needs_review`` column; off by default to keep the simple table simple.
 
         Raises:
             InputError: a bad row with ``errors="raise"``, an unknown ``errors``, a DataFrame without
@@ -201,7 +240,7 @@ class PhenotypeExtractor:
             keys = ids if ids is not None else [str(i) for i in range(len(items))]
             run_ids = [keys[i] for i in good] if ids is not None or bad else None
             done = self._run(checked, qs, ids=run_ids, progress=self.progress if progress is None else progress,
-                             batch_size=batch_size)
+                             batch_size=batch_size, min_confidence=min_confidence)
             if ids is None:
                 for r in done:
                     r.id = None
@@ -216,33 +255,57 @@ class PhenotypeExtractor:
         pd = require("pandas", feature="DataFrame output")
         cols = [q.name for q in qs]
         frame = pd.DataFrame([r.as_dict(cols) for r in results], columns=cols)
+        if details:
+            for c in cols:
+                d = [r.details.get(c) for r in results]
+                frame[f"{c}_confidence"] = [x.confidence if x else None for x in d]
+                frame[f"{c}_match"] = [[i.match for i in x.items] if x else None for x in d]
+                frame[f"{c}_evidence"] = [[i.span for i in x.items] if x else None for x in d]
+            frame["needs_review"] = [r.needs_review for r in results]
         if errors == "record":  # None (not NaN) for the good rows
             frame["error"] = pd.Series([r.error for r in results], dtype=object)
         if ids is not None:
             frame.index = texts.index
         return frame
 
+    def _settings(self) -> dict[str, Any]:
+        b = self.model.prompt_builder
+        return {"max_new_tokens": self.max_new_tokens, "chunking": self.chunking, "chunk_overlap": self.chunk_overlap,
+                "max_input_tokens": self.model.max_input_tokens, "prompt_style": b.style,
+                "answer_prefix": b.answer_prefix, "retrieval": self.shots is not None,
+                "min_confidence": self.min_confidence}
+
     def _run(
-        self, texts: list[str], phenotypes: Any, *, ids: list[str] | None, progress: bool, batch_size: int | None = None
+        self, texts: list[str], phenotypes: Any, *, ids: list[str] | None, progress: bool, batch_size: int | None = None,
+        min_confidence: float | None = None,
     ) -> list[PhenotypeResult]:
+        from ._answers import ChunkAnswer, merge_answers, provenance
+
         questions = resolve_phenotypes(phenotypes) if phenotypes is not None else self.questions
+        threshold = self.min_confidence if min_confidence is None else min_confidence
         names = [f"row {ids[i] if ids else i}" for i in range(len(texts))] if len(texts) > 1 else ["text"]
-        groups, owners = self.build_question_groups(texts, questions, names)
-        settings = GenerationSettings(self.max_new_tokens, ("}",), batch_size or self.batch_size)
-        outs = self.model.engine.generate_groups(groups, settings, progress=progress)
+        groups, owners, where = self._build(texts, questions, names)
+        settings = GenerationSettings(self.max_new_tokens, ("}",), batch_size or self.batch_size, logprobs=True)
+        outs = self.model.engine.generate(groups, settings, progress=progress)
         tok = self.model.tokenizer
-        results = [PhenotypeResult(id=ids[i] if ids else None) for i in range(len(texts))]
-        merged: list[dict[str, list[str]]] = [{} for _ in texts]
-        for (g, js), seqs in zip(owners, outs, strict=True):
-            for j, seq in zip(js, seqs, strict=True):
-                q = questions[j]
-                raw = self.model.prompt_builder.answer_text(tok.decode(seq, skip_special_tokens=True))
-                res = results[g]
-                res.raw[q.name] = raw if q.name not in res.raw else res.raw[q.name] + " | " + raw
-                bucket = merged[g].setdefault(q.name, [])
-                seen = {x.lower() for x in bucket}
-                bucket.extend(x for x in parse_answer(raw) if x.lower() not in seen)
-        for res, answers in zip(results, merged):
+        prefix = self.model.prompt_builder.answer_prefix
+        per: list[dict[str, list[ChunkAnswer]]] = [{} for _ in texts]
+        for (g, js), (c, span), gens in zip(owners, where, outs, strict=True):
+            for j, gen in zip(js, gens, strict=True):
+                raw = self.model.prompt_builder.answer_text(tok.decode(gen.ids, skip_special_tokens=True))
+                per[g].setdefault(questions[j].name, []).append(
+                    ChunkAnswer(c, span, raw, gen.ids, gen.logprobs, len(prefix)))
+        run_settings = {**self._settings(), "min_confidence": threshold}
+        results = []
+        for i, text in enumerate(texts):
+            res = PhenotypeResult(id=ids[i] if ids else None, provenance=provenance(self.model, text, run_settings))
+            index = EvidenceIndex(text)
             for q in questions:
-                res.set(q.name, answers.get(q.name) or None)
+                chunks = sorted(per[i].get(q.name, []), key=lambda a: a.chunk)
+                items, raw, detail = merge_answers(chunks, index=index, tokenizer=tok, single_valued=q.single_valued,
+                                                   min_confidence=threshold)
+                res.raw[q.name] = raw
+                res.details[q.name] = detail
+                res.set(q.name, items)
+            results.append(res)
         return results
