@@ -6,12 +6,13 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help venv install test test-fast demo lint wheel-smoke bench docs clean
+.PHONY: help venv install test test-fast test-floor demo lint wheel-smoke bench docs clean
 
 help:
 	@echo "make test   - create $(VENV), install cancerllm[dev,...] and run the test suite"
 	@echo "make demo   - run phenotype extraction / diagnosis on the embedded default model, offline"
 	@echo "make lint   - ruff"
+	@echo "make test-floor - the fast tests against the lowest supported transformers/peft/accelerate (build/floor-venv)"
 	@echo "make wheel-smoke - build the wheel, install it into a clean venv, import it"
 	@echo "make docs   - build the documentation site into site/ (mkdocs --strict: broken links fail)"
 
@@ -39,6 +40,10 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check cancerllm tests benchmarks examples
+
+# a second venv (build/floor-venv) with the dependency floors of pyproject.toml, pinned in .ci/floor-constraints.txt
+test-floor:
+	bash .ci/floor.sh "$(PYTHON)" "$(TORCH_SPEC)"
 
 wheel-smoke: $(STAMP)
 	bash .ci/wheel_smoke.sh "$(PYTHON)" "$(TORCH_SPEC)"

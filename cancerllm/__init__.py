@@ -1,7 +1,9 @@
 """cancerllm: cancer phenotype extraction and diagnosis generation with LLMs (CancerLLM, reproduced and extended).
 
 Importing the package is light: torch, transformers and every optional dependency are imported only
-when a model is loaded or a feature that needs them is used.
+when a model is loaded or a feature that needs them is used.  ``CancerLLM``, ``PhenotypeExtractor``,
+``DiagnosisGenerator`` and ``Retriever`` are imported on first access (``from cancerllm import CancerLLM``),
+as are the subpackages ``cancerllm.metrics``, ``cancerllm.retrieval`` and the other public ones.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import CancerLLM
+    from .retrieval import Retriever
     from .tasks.diagnosis import DiagnosisGenerator
     from .tasks.phenotype import PhenotypeExtractor
 
@@ -43,22 +46,28 @@ _LAZY = {
     "CancerLLM": ("cancerllm.model", "CancerLLM"),
     "PhenotypeExtractor": ("cancerllm.tasks.phenotype", "PhenotypeExtractor"),
     "DiagnosisGenerator": ("cancerllm.tasks.diagnosis", "DiagnosisGenerator"),
+    "Retriever": ("cancerllm.retrieval", "Retriever"),
 }
+# public subpackages, so that ``import cancerllm; cancerllm.metrics.evaluate(...)`` works too
+_SUBMODULES = ("benchmark", "data", "engine", "jobs", "metrics", "model", "registry", "retrieval", "robustness",
+               "tasks", "testing", "training")
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
+    import importlib
 
+    if name in _LAZY:
         module, attr = _LAZY[name]
         value = getattr(importlib.import_module(module), attr)
         globals()[name] = value
         return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")  # the import binds it as an attribute
     raise AttributeError(f"module 'cancerllm' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return sorted({*__all__, *_SUBMODULES})
 
 
 __all__ = [
@@ -81,6 +90,7 @@ __all__ = [
     "PhenotypeQuestion",
     "PhenotypeResult",
     "PromptBuilder",
+    "Retriever",
     "Task",
     "UnknownBackendError",
     "__version__",

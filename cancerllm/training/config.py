@@ -115,7 +115,9 @@ class DataConfig(_Strict):
         share_prefix: instruction tuning packs the questions asked of one report into one sequence (the report
             once, then each question+answer, each seeing only the report and itself): same loss per example,
             the report encoded once instead of once per question.  ``training.batch_size`` then counts these
-            sequences.  See :func:`cancerllm.training.encode_examples`.
+            sequences.  It needs an attention that takes 4D masks (``sdpa``, ``eager``):
+            with ``model.attn_implementation: flash_attention_2`` (or another flash-attention kernel) the
+            config is refused.  See :func:`cancerllm.training.encode_examples`.
     """
 
     train: list[str] = Field(default_factory=list)
@@ -250,6 +252,17 @@ class TrainingConfig(_Strict):
     def _path(cls, v: Any) -> Any:
         return os.fspath(v) if isinstance(v, os.PathLike) else v
 
+    @model_validator(mode="after")
+    def _share_prefix_needs_4d_masks(self) -> TrainingConfig:
+        attn = self.model.attn_implementation
+        if self.stage == "sft" and self.data.share_prefix and attn and _no_4d_masks(attn):
+            raise ValueError(
+                f"data.share_prefix: true needs an attention that takes a 4D mask (each question sees only the "
+                f"report and itself), and model.attn_implementation {attn!r} accepts padding masks only; use "
+                f"attn_implementation 'sdpa' (or 'eager', or leave it unset) with "
+                f"share_prefix, or set share_prefix: false to keep {attn!r}")
+        return self
+
     # ---------------------------------------------------------------------------------- paper presets
     @classmethod
     def paper_pretrain(cls, *, model: str, output_dir: str, train: list[str] | str, **overrides: Any) -> TrainingConfig:
@@ -347,6 +360,13 @@ def load_config(config: TrainingConfig | Mapping[str, Any] | str | os.PathLike[s
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+def _no_4d_masks(attn_implementation: str) -> bool:
+    """Attention implementations that take no 4D attention mask: the flash-attention kernels
+    (``flash_attention_2``, ``flash_attention_3``, hub kernels such as ``kernels-community/flash-attn``)."""
+    name = attn_implementation.lower().replace("-", "_")
+    return "flash_attention" in name or "flash_attn" in name
+
+
 def _yaml() -> Any:
     try:
         import yaml

@@ -11,7 +11,11 @@ The loop is small and explicit (no ``transformers.Trainer``) so that three thing
   Accelerate (``accelerate launch`` or ``torchrun`` set the processes up; see :mod:`cancerllm.training.launch`).
 
 Each process reads a disjoint shard of every epoch's order (``order[rank::world]``); gradients are averaged
-across processes at the last micro-batch of each optimiser step.
+across processes at the last micro-batch of each optimiser step.  The loss of a step is the mean over *all*
+its labelled tokens - every micro-batch of the accumulated step on every process - so each process divides
+its summed loss by the global label count (one all-reduce per step) and multiplies by the number of
+processes, which the engine's gradient averaging divides out again: the gradient is that of one process
+on the union of the data, whatever the token counts of the shards, and the reported loss is its loss.
 """
 
 from __future__ import annotations
@@ -140,7 +144,21 @@ def _settings_fingerprint(cfg: TrainingConfig, items: Sequence[Any], world: int)
     return {"n_examples": len(items), "data_sha256": data_digest(items), "num_processes": world,
             "seed": cfg.seed, "batch_size": t.batch_size,
             "gradient_accumulation_steps": t.gradient_accumulation_steps, "shuffle": cfg.data.shuffle,
-            "learning_rate": o.learning_rate, "scheduler": o.scheduler, "lora_r": cfg.lora.r}
+            "learning_rate": o.learning_rate, "scheduler": o.scheduler, "lora_r": cfg.lora.r,
+            "response_only_lm_head": t.response_only_lm_head}
+
+
+def _check_fingerprint(saved: dict[str, Any] | None, now: dict[str, Any], path: Path) -> None:
+    """Refuse a resume whose settings differ from the checkpoint's.  A key the checkpoint does not have (one
+    written by an older version) cannot be checked and is skipped with a warning."""
+    saved = saved or {}
+    missing = [k for k in now if k not in saved]
+    if missing:
+        logger.warning("checkpoint %s predates the resume check of %s; not checked", path, ", ".join(missing))
+    diff = [f"{k}: {saved[k]!r} -> {v!r}" for k, v in now.items() if k in saved and saved[k] != v]
+    if diff:
+        raise ConfigError(f"cannot resume from {path}: settings changed since the checkpoint (saved -> now): "
+                          f"{'; '.join(diff)}; restore them or start afresh with resume=False")
 
 
 def run_training(
@@ -208,11 +226,7 @@ def run_training(
     if latest is not None:
         data = ckpt.load_checkpoint(latest, rank=rank)
         saved = data["state"]
-        if saved.get("fingerprint") != fingerprint:
-            diff = {k: (saved.get("fingerprint", {}).get(k), v) for k, v in fingerprint.items()
-                    if saved.get("fingerprint", {}).get(k) != v}
-            raise ConfigError(f"cannot resume from {latest}: settings changed since the checkpoint "
-                              f"(saved, now): {diff}; restore them or start afresh with resume=False")
+        _check_fingerprint(saved.get("fingerprint"), fingerprint, latest)
         if data["engine_dir"] is not None:
             acc.load_state(str(data["engine_dir"]))
         else:
@@ -286,13 +300,20 @@ def run_training(
                 verified = True
             n_lab = sum(int((b["labels"][:, 1:] != -100).sum()) for b in group)
             n_tok = sum(int(b["attention_mask"].sum()) for b in group)
+            # the step's loss is the mean over every labelled token of every micro-batch on every process;
+            # the engines average gradients over processes, so each process scales by world / global count
+            n_lab_all, n_tok_all = n_lab, n_tok
+            if world > 1:
+                counts = torch.tensor([n_lab, n_tok], dtype=torch.int64, device=acc.device)
+                n_lab_all, n_tok_all = (int(x) for x in acc.reduce(counts, reduction="sum").tolist())
+            grad_scale = loss_scale * world / max(n_lab_all, 1)
             loss_sum_total = 0.0
             for j, b in enumerate(group):
                 sync = j == len(group) - 1
                 ctx = contextlib.nullcontext() if sync else acc.no_sync(lossmod)
                 with ctx:
                     loss_sum, _ = lossmod(*batch_args(b))
-                    acc.backward(loss_sum * (loss_scale / max(n_lab, 1)))
+                    acc.backward(loss_sum * grad_scale)
                 loss_sum_total += float(loss_sum.detach())
             for cb in callbacks:
                 cb.on_before_optimizer_step(state, inner)
@@ -302,14 +323,15 @@ def run_training(
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            stats = torch.tensor([loss_sum_total, float(n_lab), float(n_tok)], dtype=torch.float32, device=acc.device)
+            loss_all = loss_sum_total
             if world > 1:
-                stats = acc.reduce(stats, reduction="sum")
-            state.tokens += int(stats[2])
+                loss_all = float(acc.reduce(torch.tensor([loss_sum_total], dtype=torch.float32, device=acc.device),
+                                            reduction="sum")[0])
+            state.tokens += n_tok_all
             state.step += 1
             state.micro += accum
             state.local_loss = loss_sum_total / max(n_lab, 1)
-            state.loss = float(stats[0] / stats[1].clamp(min=1))
+            state.loss = loss_all / max(n_lab_all, 1)
             state.lr = float(scheduler.get_last_lr()[0])
             state.grad_norm = float(grad_norm) if grad_norm is not None else None
             if state.step % cfg.logging.log_every == 0 or state.step == total or state.step == 1:

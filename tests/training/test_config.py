@@ -92,6 +92,30 @@ def test_invalid_yaml_and_missing_file(tmp_path):
         TrainingConfig.from_yaml("- a\n- b\n")
 
 
+@pytest.mark.parametrize("attn", ["flash_attention_2", "flash_attention_3", "kernels-community/flash-attn"])
+def test_share_prefix_with_flash_attention_is_refused_at_load(tmp_path, attn):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(f"output_dir: out\nmodel: {{name_or_path: base, attn_implementation: {attn}}}\n"
+                    "data: {share_prefix: true}\n")
+    with pytest.raises(ConfigError) as exc:
+        TrainingConfig.from_yaml(path)
+    msg = str(exc.value)  # why, and what to use instead
+    assert "share_prefix" in msg and repr(attn) in msg and "4D mask" in msg and "'sdpa'" in msg
+    assert "share_prefix: false" in msg
+    with pytest.raises(ConfigError, match="4D mask"):
+        TrainingConfig.from_dict({**MINIMAL, "data": {"share_prefix": True}}).updated(
+            model={"attn_implementation": attn})
+
+
+def test_share_prefix_with_4d_mask_attention_and_flash_without_share_prefix_are_fine():
+    for attn in (None, "sdpa", "eager"):
+        cfg = TrainingConfig.from_dict({**MINIMAL, "model": {"name_or_path": "b", "attn_implementation": attn},
+                                        "data": {"share_prefix": True}})
+        assert cfg.data.share_prefix
+    flash = TrainingConfig.from_dict({**MINIMAL, "model": {"name_or_path": "b", "attn_implementation": "flash_attention_2"}})
+    assert flash.data.share_prefix is False
+
+
 def test_import_is_light():
     code = ("import sys, cancerllm.training as t; t.TrainingConfig; t.launch; "
             "print(','.join(m for m in ('torch','transformers','peft','accelerate','bitsandbytes') if m in sys.modules))")

@@ -105,7 +105,21 @@ def test_resume_refuses_changed_settings_and_fresh_runs_clear_old_checkpoints(tr
         instruction_tune(cfg.updated(training={"batch_size": 1}), resume=True)
     with pytest.raises(ConfigError, match="settings changed.*data_sha256"):
         instruction_tune(cfg, examples=synth.examples(synth.rows(4, seed=99)), resume=True)
+    # the response-only LM head gives the same loss up to rounding, so exact resume needs the same setting
+    with pytest.raises(ConfigError, match=r"settings changed.*response_only_lm_head: True -> False"):
+        instruction_tune(cfg.updated(training={"response_only_lm_head": False}), resume=True)
     (tmp_path / "run" / CHECKPOINTS_DIR / ".tmp-step-000004").mkdir()  # a write interrupted by a crash
     instruction_tune(cfg.updated(training={"max_steps": 1}, checkpoint={"save_every": None}))
     assert checkpoint_dirs(tmp_path / "run") == []  # an old run's checkpoints could never be resumed by mistake
     assert not list((tmp_path / "run").glob(f"{CHECKPOINTS_DIR}/.tmp-*"))
+
+
+def test_checkpoints_of_an_older_version_resume_with_a_warning_for_unchecked_settings(tmp_path, caplog):
+    from cancerllm.training.trainer import _check_fingerprint
+
+    now = {"seed": 1, "response_only_lm_head": True}
+    with caplog.at_level("WARNING", logger="cancerllm.training.trainer"):
+        _check_fingerprint({"seed": 1}, now, tmp_path)  # written before the flag was recorded
+    assert "response_only_lm_head" in caplog.text and "not checked" in caplog.text
+    with pytest.raises(ConfigError, match="seed: 2 -> 1"):
+        _check_fingerprint({"seed": 2, "response_only_lm_head": True}, now, tmp_path)
