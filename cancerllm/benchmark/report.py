@@ -149,6 +149,23 @@ def tables(results: Mapping[str, Any]) -> dict[str, str]:
         out["retrievers"] = _table(["System", "Retriever", "k", "Phenotype match acc.", "Phenotype Avg F1",
                                     "Diagnosis Avg F1", "ICD-10 category"], rows)
 
+    rows = []
+    for name, s in systems.items():
+        chk = s.get("checking")
+        if not chk:
+            continue
+        for ph, b in [("all", chk["overall"]), *chk["per_phenotype"].items()]:
+            share = b["span_share"]
+            w, wo = b["answers_with_evidence"], b["answers_without_evidence"]
+            rows.append([name, ph, str(b["n_items"]), _pct(share["exact"]), _pct(share["fuzzy"]),
+                         _pct(share["not_found"]), f"{_pct(w['accuracy'])} (n={w['n']})",
+                         f"{_pct(wo['accuracy'])} (n={wo['n']})", _pct(b.get("accuracy")),
+                         f"{b['ece']:.3f}" if b.get("ece") is not None else "-", _pct(b.get("accuracy_at_80_coverage"))])
+    if rows:
+        out["checking"] = _table(["System", "Phenotype", "Items", "Exact span", "Fuzzy span", "No span",
+                                  "Acc., all items with a span", "Acc., an item without", "Acc. (all answers)",
+                                  "ECE", "Acc. at 80% coverage"], rows, align_right_from=2)
+
     cov_rows = [[k, str(v["n"]), str(v["with_value"]), str(v["not_relevant"]), f"{100 * v['coverage']:.1f}%"]
                 for k, v in results["coverage"].items()]
     out["coverage"] = _table(["Field", "Scored", "With a value", "Not relevant", "Coverage of reports"], cov_rows)
@@ -230,6 +247,11 @@ _SECTIONS = [
      "labels need training runs: see `cancerllm robustness`."),
     ("retrievers", "Retrieval-augmented prompting (the paper's Table 6)", "Examples retrieved from the training "
      "part of the split, never from the scored reports."),
+    ("checking", "Checking the answers: evidence and confidence", "Span shares: the answer items found in the "
+     "report verbatim (exact), up to case/whitespace/units/TNM prefix (fuzzy), or not at all (no span: the "
+     "hallucination flag). Accuracy of answers whose items all have a span vs answers with an item without one. "
+     "Confidence: the model's probability of its whole answer; ECE over 10 equal-width bins; accuracy of the "
+     "80% most confident answers. See docs/checking.md."),
 ]
 
 

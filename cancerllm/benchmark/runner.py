@@ -155,8 +155,11 @@ def score_phenotypes(tasks: BenchmarkTasks, predictions: Sequence[PhenotypeResul
     result = evaluate(predictions=preds, references=golds, phenotypes=names, ci=ci, seed=seed)
     per = {ph: _accuracy([f for f, n in zip(flags, names) if n == ph], ci=ci, seed=seed)
            for ph in tasks.phenotypes if ph in names}
+    from .checking import score_checking
+
     return {"accuracy": {"overall": _accuracy(flags, ci=ci, seed=seed), "per_phenotype": per},
-            "evaluation": result.model_dump(mode="json"), "cases": rows}
+            "evaluation": result.model_dump(mode="json"), "cases": rows,
+            "checking": score_checking(tasks, predictions, flags)}
 
 
 def score_diagnoses(tasks: BenchmarkTasks, texts: Sequence[str | None], *, mapper: Any = None, ci: bool = True,
@@ -382,7 +385,7 @@ def run_benchmark(
                               diagnosis_peak_rss_mb=_mb(dmem.peak_rss), diagnosis_peak_cuda_mb=_mb(dmem.peak_cuda))
         ph = score_phenotypes(tasks, preds, ci=ci, seed=seed)
         entry.update(phenotype=ph["evaluation"], phenotype_accuracy=ph["accuracy"], phenotype_cases=ph["cases"],
-                     timing=timing)
+                     checking=ph["checking"], timing=timing)
         if diag_texts is not None:
             dg = score_diagnoses(tasks, diag_texts, mapper=mapper, ci=ci, seed=seed)
             entry.update(diagnosis=dg["evaluation"], icd=dg["icd"], diagnosis_cases=dg["cases"])

@@ -15,6 +15,7 @@ from __future__ import annotations
 from ._core import normalize_item
 from .bleu import bleu2, bleu2_item
 from .bootstrap import bootstrap_ci
+from .calibration import accuracy_at_coverage, coverage_curve, expected_calibration_error, reliability_table
 from .evaluate import evaluate, instance_scores
 from .exact_match import exact_match, exact_match_item
 from .official import official_evaluate, official_normalize
@@ -29,17 +30,21 @@ __all__ = [
     "Scores",
     "SetScores",
     "TABLE_COLUMNS",
+    "accuracy_at_coverage",
     "bleu2",
     "bleu2_item",
     "bootstrap_ci",
+    "coverage_curve",
     "entity_set_prf",
     "evaluate",
     "exact_match",
     "exact_match_item",
+    "expected_calibration_error",
     "instance_scores",
     "normalize_item",
     "official_evaluate",
     "official_normalize",
+    "reliability_table",
     "results_table",
     "results_table_markdown",
     "rouge_l",

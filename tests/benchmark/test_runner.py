@@ -89,6 +89,13 @@ def test_benchmark_runs_every_system_and_writes_the_report(bench, tiny_model_dir
     assert model["diagnosis"] is not None and set(model["icd"]) == {"full", "category"}
     assert model["timing"]["prompts_per_s"] > 0
     assert "diagnosis" not in res["systems"]["rules (regex)"]
+    # checking figures for model systems (details), none for the rules
+    chk = model["checking"]
+    assert chk["overall"]["n_answers"] == m["n_phenotype_cases"] == chk["overall"]["n_with_confidence"]
+    assert 0 <= chk["overall"]["ece"] <= 1 and set(chk["per_phenotype"]) <= set(res["coverage"])
+    shares = [v for v in chk["overall"]["span_share"].values() if v is not None]
+    assert not shares or sum(shares) == pytest.approx(1.0, abs=1e-3)
+    assert res["systems"]["rules (regex)"]["checking"] is None
     assert [p["rate"] for p in res["robustness"]["misspelling"][name]] == [0.05, 0.1]
     assert res["robustness"]["misspelling"][name][1]["n_misspelled_words"] > 0
     # the rules baseline is deterministic and good on the synthetic reports
@@ -97,7 +104,8 @@ def test_benchmark_runs_every_system_and_writes_the_report(bench, tiny_model_dir
     assert json.loads((out / "results.json").read_text())["meta"]["patient_ids"] == m["patient_ids"]
     report = (out / "report.md").read_text()
     for heading in ("## Coverage", "## Phenotype extraction", "## Per phenotype", "## Diagnosis generation",
-                    "Table 5", "## Robustness: misspellings", "Table 6", "![per_field.png](plots/per_field.png)"):
+                    "Table 5", "## Robustness: misspellings", "Table 6", "![per_field.png](plots/per_field.png)",
+                    "## Checking the answers"):
         assert heading in report, heading
     assert (out / "plots" / "per_field.png").stat().st_size > 1000
     assert (out / "plots" / "robustness.png").stat().st_size > 1000

@@ -12,6 +12,7 @@ MODULES = [
     "cancerllm.metrics._core",
     "cancerllm.metrics.bleu",
     "cancerllm.metrics.bootstrap",
+    "cancerllm.metrics.calibration",
     "cancerllm.metrics.evaluate",
     "cancerllm.metrics.exact_match",
     "cancerllm.metrics.official",
