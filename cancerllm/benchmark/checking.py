@@ -12,7 +12,12 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from ..metrics.calibration import accuracy_at_coverage, coverage_curve, expected_calibration_error, reliability_table
+from ..metrics.calibration import (
+    accuracy_at_coverage,
+    coverage_curve,
+    expected_calibration_error,
+    reliability_table,
+)
 
 __all__ = ["score_checking"]
 

@@ -1,7 +1,12 @@
 import pytest
 
 from cancerllm.errors import InputError
-from cancerllm.metrics import accuracy_at_coverage, coverage_curve, expected_calibration_error, reliability_table
+from cancerllm.metrics import (
+    accuracy_at_coverage,
+    coverage_curve,
+    expected_calibration_error,
+    reliability_table,
+)
 
 
 def test_perfectly_calibrated_and_overconfident():
