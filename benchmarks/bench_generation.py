@@ -65,7 +65,7 @@ def official_way(llm: CancerLLM, reports: list[str], max_new_tokens: int) -> lis
             row = []
             for q in resolve_phenotypes():
                 ids = builder.encode(Example(instruction=PHENOTYPE_INSTRUCTION, context=text, question=q.question))
-                x = torch.tensor([ids.prompt_ids])
+                x = torch.tensor([ids.prompt_ids], device=model.device)
                 gen = model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=max_new_tokens,
                                      do_sample=False, pad_token_id=tok.pad_token_id)
                 row.append(builder.answer_text(tok.decode(gen[0, x.shape[1]:], skip_special_tokens=True)))
@@ -90,17 +90,24 @@ def main() -> int:
     ap.add_argument("--json", type=Path, help="also write the figures as JSON here")
     ap.add_argument("--repeats", type=int, default=3,
                     help="runs of ours (same inputs); the median is compared, every run is reported")
+    ap.add_argument("--device", help="cpu, cuda, cuda:1 or auto (default: the first GPU if any, else the CPU)")
+    ap.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
+    ap.add_argument("--quantization", choices=["none", "8bit", "4bit"], default="none")
+    ap.add_argument("--adapter", help="a LoRA adapter folder to load on top of each model")
     ap.add_argument("--ablate", action="store_true",
                     help="also time ours with the adapter unmerged and with the KV cache copied per question")
     args = ap.parse_args()
     models = args.model or ["tiny", "cancerllm-smol"]
     reports = load_reports(args.reports, args.max_chars, args.data)
+    load = {k: v for k, v in {"device": args.device, "dtype": None if args.dtype == "auto" else args.dtype,
+                              "quantization": None if args.quantization == "none" else args.quantization,
+                              "adapter": args.adapter}.items() if v is not None}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores; "
           f"{len(reports)} reports x 8 questions, max_new_tokens={args.max_new_tokens}")
     results = []
     for name in models:
-        llm = load_model(name)
-        as_loaded = load_model(name, merge_adapter=False)  # what the official code runs
+        llm = load_model(name, **load)
+        as_loaded = load_model(name, merge_adapter=False, **load)  # what the official code runs
         our_way(llm, reports[:2], 4, args.batch_size)  # warm-up
         runs = []
         for _ in range(args.repeats):  # the first run also pays for growing the process heap

@@ -71,6 +71,29 @@ def _quiet_loading(quiet: bool) -> None:
         hf_logging.disable_progress_bar()  # the CLI owns its process: keep machine-readable output clean
 
 
+# ------------------------------------------------------------------------------- model-loading options
+# Defined once, reused by every command that loads a model (extract, diagnose, benchmark): the same names,
+# values and help everywhere, turned into CancerLLM.from_pretrained arguments by _load_options.
+_DEVICE_OPTION = typer.Option(None, "--device", help="cpu, cuda, cuda:1 or auto (default: the first GPU when "
+                              "there is one, else the CPU)")
+_DTYPE_OPTION = typer.Option("auto", "--dtype", help="auto (bfloat16 on recent GPUs, float16 on older ones, "
+                             "float32 on the CPU), float32, bfloat16 or float16")
+_QUANTIZATION_OPTION = typer.Option("none", "--quantization", help="none, 8bit or 4bit (bitsandbytes: saves "
+                                    "memory; on a CPU often slower than float32)")
+_ADAPTER_OPTION = typer.Option(None, "--adapter", help="a LoRA adapter folder (or hub id) to load on top of "
+                               "the model")
+
+
+def _load_options(device: str | None, dtype: str, quantization: str, adapter: str | None) -> dict[str, Any]:
+    """The model-loading options as ``CancerLLM.from_pretrained`` keyword arguments (unset ones left out)."""
+    q = quantization.strip().lower()
+    if q not in ("none", "8bit", "4bit"):
+        raise InputError(f"--quantization {quantization!r}: use none, 8bit or 4bit")
+    opts = {"device": device, "dtype": None if dtype.strip().lower() == "auto" else dtype,
+            "quantization": None if q == "none" else q, "adapter": adapter}
+    return {k: v for k, v in opts.items() if v is not None}
+
+
 def _write_csv_from_jsonl(jsonl: Path, out: Path, columns: list[str]) -> None:
     import csv
     import os
@@ -93,7 +116,8 @@ def _write_csv_from_jsonl(jsonl: Path, out: Path, columns: list[str]) -> None:
 
 
 def _run_batch(kind: str, input_path: Path, output: Path, model: str, text_column: str, id_column: str | None,
-               batch_size: int, resume: bool, quiet: bool, as_json: bool, build: Any) -> None:
+               batch_size: int, resume: bool, quiet: bool, as_json: bool, build: Any,
+               load: dict[str, Any] | None = None) -> None:
     from .data.inputs import read_inputs
     from .jobs import ResultWriter, run_job
     from .tasks._common import check_text
@@ -107,7 +131,7 @@ def _run_batch(kind: str, input_path: Path, output: Path, model: str, text_colum
     from .model import CancerLLM
 
     _quiet_loading(quiet or as_json)
-    llm = CancerLLM.from_pretrained(model)
+    llm = CancerLLM.from_pretrained(model, **(load or {}))
     process, columns = build(llm, batch_size)
     counts = run_job(inputs, process, writer, chunk_size=max(batch_size, 1), validate=check_text,
                      progress=not quiet and not as_json)
@@ -125,6 +149,10 @@ def extract(
     input_path: Path = typer.Argument(..., metavar="INPUT", help=_INPUT_HELP),
     output: Path = typer.Option(..., "--output", "-o", help="results file (.jsonl or .csv)"),
     model: str = typer.Option("cancerllm-smol", help="model name or path"),
+    device: str | None = _DEVICE_OPTION,
+    dtype: str = _DTYPE_OPTION,
+    quantization: str = _QUANTIZATION_OPTION,
+    adapter: str | None = _ADAPTER_OPTION,
     phenotype: list[str] | None = typer.Option(None, "--phenotype", "-p", help="phenotype to extract (repeat); all eight by default"),
     text_column: str = typer.Option("text", help="JSONL field / CSV column holding the text"),
     id_column: str | None = typer.Option(None, help="JSONL field / CSV column holding the id"),
@@ -145,7 +173,7 @@ def extract(
             return (lambda texts: [r.as_dict(names) for r in ex.extract_many(texts, as_dataframe=False)]), names
 
         _run_batch("extract", input_path, output, model, text_column, id_column, batch_size, resume, quiet,
-                   as_json, build)
+                   as_json, build, load=_load_options(device, dtype, quantization, adapter))
     except (CancerLLMError, OSError) as exc:
         _fail(exc)
 
@@ -155,6 +183,10 @@ def diagnose(
     input_path: Path = typer.Argument(..., metavar="INPUT", help=_INPUT_HELP),
     output: Path = typer.Option(..., "--output", "-o", help="results file (.jsonl or .csv)"),
     model: str = typer.Option("cancerllm-smol", help="model name or path"),
+    device: str | None = _DEVICE_OPTION,
+    dtype: str = _DTYPE_OPTION,
+    quantization: str = _QUANTIZATION_OPTION,
+    adapter: str | None = _ADAPTER_OPTION,
     text_column: str = typer.Option("text", help="JSONL field / CSV column holding the text"),
     id_column: str | None = typer.Option(None, help="JSONL field / CSV column holding the id"),
     batch_size: int = typer.Option(8, min=1, help="notes decoded together"),
@@ -171,7 +203,7 @@ def diagnose(
                 "diagnosis"]
 
         _run_batch("diagnose", input_path, output, model, text_column, id_column, batch_size, resume, quiet,
-                   as_json, build)
+                   as_json, build, load=_load_options(device, dtype, quantization, adapter))
     except (CancerLLMError, OSError) as exc:
         _fail(exc)
 
@@ -329,6 +361,10 @@ def _command_line() -> str:
 def benchmark(
     data: Path = typer.Option(..., "--data", help="a JSONL file in the shared TCGA format"),
     model: list[str] = typer.Option(["cancerllm-smol"], "--model", "-m", help="model name or path (repeatable)"),
+    device: str | None = _DEVICE_OPTION,
+    dtype: str = _DTYPE_OPTION,
+    quantization: str = _QUANTIZATION_OPTION,
+    adapter: str | None = _ADAPTER_OPTION,
     retriever: list[str] = typer.Option([], "--retriever", "-r",
                                         help="also run each model with this retriever (repeatable)"),
     k: int = typer.Option(2, min=1, help="retrieved examples per prompt"),
@@ -356,7 +392,15 @@ def benchmark(
         from .benchmark import run_benchmark
 
         _quiet_loading(quiet or as_json)
-        res = run_benchmark(data, models=model, retrievers=retriever, k=k, rules=rules, split=split,  # type: ignore[arg-type]
+        load = _load_options(device, dtype, quantization, adapter)
+        models: list[Any] = list(model)
+        if load:  # the runner loads names with the defaults: load each model here with the options given
+            from .model import CancerLLM
+
+            models = [CancerLLM.from_pretrained(m, **load) for m in model]
+            for name, llm in zip(model, models):
+                llm.display_name = name
+        res = run_benchmark(data, models=models, retrievers=retriever, k=k, rules=rules, split=split,  # type: ignore[arg-type]
                             limit=limit, diagnosis=diagnosis,
                             misspelling_rates=_rates(misspelling, "--misspelling"), ci=ci, seed=seed,
                             batch_size=batch_size, out_dir=out, command=_command_line(), progress=not quiet)

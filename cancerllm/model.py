@@ -2,6 +2,9 @@
 
     >>> model = CancerLLM.from_pretrained("cancerllm-smol")            # doctest: +SKIP
     >>> model.phenotype_extractor().extract("... pathology report ...") # doctest: +SKIP
+
+The loading rules (placement, dtype, quantization, pickles, hub files, pad token) live in
+:mod:`cancerllm._loading`, shared with training.
 """
 
 from __future__ import annotations
@@ -10,10 +13,20 @@ import json
 import logging
 import os
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._constants import ADAPTER_CONFIG_NAME, CONFIG_NAME, DEFAULT_MODEL, MAX_INPUT_TOKENS, SMOL_BASE_MODEL
+from . import _loading as ld
+from ._constants import (
+    ADAPTER_CONFIG_NAME,
+    CONFIG_NAME,
+    DEFAULT_MODEL,
+    DIAGNOSIS_MAX_NEW_TOKENS,
+    MAX_INPUT_TOKENS,
+    PHENOTYPE_MAX_NEW_TOKENS,
+    SMOL_BASE_MODEL,
+)
 from .engine.base import Engine
 from .errors import ConfigError, InputError, ModelLoadError
 from .prompts import PromptBuilder
@@ -28,6 +41,15 @@ __all__ = ["CancerLLM"]
 
 Quantization = Literal["8bit", "4bit"] | None
 _FORMAT_VERSION = 1
+_BACKENDS = ("hf", "vllm")
+#: the settings of ``generation`` in ``cancerllm_config.json``: defaults of the task objects' arguments
+_GENERATION_KEYS: dict[str, tuple[str, ...]] = {
+    "phenotype": ("max_new_tokens", "batch_size", "chunking", "chunk_overlap"),
+    "diagnosis": ("max_new_tokens", "batch_size"),
+}
+_DEFAULT_MAX_NEW_TOKENS = {"phenotype": PHENOTYPE_MAX_NEW_TOKENS, "diagnosis": DIAGNOSIS_MAX_NEW_TOKENS}
+#: files of an adapter repository fetched from the hub (no full-model weights)
+_ADAPTER_FILES = ["adapter_*", "*.json", "*.jinja", "*.model", "*.txt"]
 
 
 def _versions() -> dict[str, str]:
@@ -42,46 +64,68 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _quant_config(quantization: Quantization, dtype: Any) -> Any:
-    if quantization is None:
-        return None
-    if quantization not in ("8bit", "4bit"):
-        raise ConfigError(f"quantization must be None, '8bit' or '4bit', got {quantization!r}")
-    from ._optional import require
+def _check_generation(generation: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """Validate ``generation`` settings: known keys checked, unknown ones (a newer version's) dropped with a
+    warning."""
+    out: dict[str, dict[str, Any]] = {}
+    for task, values in (generation or {}).items():
+        if task not in _GENERATION_KEYS:
+            logger.warning("generation settings for %r are not understood by this version; ignored (known: %s)",
+                           task, ", ".join(_GENERATION_KEYS))
+            continue
+        if not isinstance(values, dict):
+            raise ConfigError(f"generation[{task!r}] must be a mapping of settings, got {values!r}")
+        kept: dict[str, Any] = {}
+        for key, value in values.items():
+            if key not in _GENERATION_KEYS[task]:
+                logger.warning("generation setting %s.%s is not understood by this version; ignored (known: %s)",
+                               task, key, ", ".join(_GENERATION_KEYS[task]))
+                continue
+            if key in ("max_new_tokens", "batch_size") and (isinstance(value, bool) or not isinstance(value, int)
+                                                             or value < 1):
+                raise ConfigError(f"generation[{task!r}][{key!r}] must be a positive integer, got {value!r}")
+            kept[key] = value
+        out[task] = kept
+    return out
 
-    require("bitsandbytes", feature=f"{quantization} quantization")
-    import torch
-    from transformers import BitsAndBytesConfig
 
-    if quantization == "8bit":
-        return BitsAndBytesConfig(load_in_8bit=True)
-    return BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type="nf4",
-        bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=dtype if dtype is not None else torch.float32,
-    )
+@dataclass
+class _Source:
+    """What ``from_pretrained`` resolved a name to, before loading anything."""
 
+    base: str  # what transformers loads: a local folder or a hub id
+    base_record: str  # what save_pretrained records as the base
+    hub: dict[str, Any] = field(default_factory=dict)  # revision/token/cache_dir for the base
+    adapter_dir: Path | None = None
+    saved: dict[str, Any] = field(default_factory=dict)
+    style: str = "alpaca"
+    answer_prefix: str = ""
+    name: str | None = None  # name_or_path as given
 
-def _resolve_dtype(dtype: Any) -> Any:
-    import torch
+    def base_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The caller's transformers kwargs for loading the base: ``revision`` names a version of
+        ``name_or_path``, so it is dropped when the base is another repository (an adapter's base)."""
+        if self.name is not None and self.base == self.name:
+            return dict(kwargs)
+        return {k: v for k, v in kwargs.items() if k != "revision"}
 
-    if dtype is None or dtype == "auto":
-        return torch.float32 if not torch.cuda.is_available() else torch.bfloat16
-    if isinstance(dtype, str):
-        try:
-            return getattr(torch, dtype)
-        except AttributeError:
-            raise ConfigError(f"unknown dtype {dtype!r}; use e.g. 'float32', 'bfloat16', 'float16'") from None
-    return dtype
+    @property
+    def tokenizer_src(self) -> tuple[str, dict[str, Any]]:
+        if self.adapter_dir is not None and (self.adapter_dir / "tokenizer_config.json").is_file():
+            return str(self.adapter_dir), {}
+        return self.base, self.hub
 
 
 class CancerLLM:
     """A causal LM, its tokenizer, the prompt builder and a generation engine.
 
     Build it with :meth:`from_pretrained`; get task objects with :meth:`phenotype_extractor` and
-    :meth:`diagnosis_generator`.
+    :meth:`diagnosis_generator`.  With ``backend="vllm"``, ``model`` is None: the weights live in the vLLM
+    engine only.
     """
+
+    #: the name reports show for this model (e.g. the benchmark's system name); None: derived from the base
+    display_name: str | None = None
 
     def __init__(
         self,
@@ -95,18 +139,24 @@ class CancerLLM:
         quantization: Quantization = None,
         backend: str = "hf",
         answer_prefix: str = "",
+        engine: Engine | None = None,
+        adapter_path: str | os.PathLike[str] | None = None,
+        base_path: str | None = None,
     ) -> None:
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token  # inference only: pads are masked out
+        ld.ensure_pad_token(tokenizer)  # inference: pads are masked out
         self.model = model
         self.tokenizer = tokenizer
         self.prompt_builder = PromptBuilder(prompt_style, tokenizer, answer_prefix=answer_prefix)
         self.base_model = base_model
         self.max_input_tokens = int(max_input_tokens)
-        self.generation = dict(generation or {})
+        self.generation: dict[str, dict[str, Any]] = _check_generation(generation)
         self.quantization = quantization
         self.backend = backend
-        self._engine: Engine | None = None
+        #: the adapter folder this model was loaded from (None: no adapter, or built in memory)
+        self.adapter_path: Path | None = Path(adapter_path) if adapter_path is not None else None
+        #: the loadable location of the base weights (a folder or hub id)
+        self.base_path = base_path
+        self._engine: Engine | None = engine
 
     # ------------------------------------------------------------------------------------- loading
     @classmethod
@@ -117,6 +167,7 @@ class CancerLLM:
         adapter: str | os.PathLike[str] | None = None,
         quantization: Quantization = None,
         dtype: Any = None,
+        device: Any = None,
         device_map: Any = None,
         local_files_only: bool | None = None,
         trust_remote_code: bool = False,
@@ -126,6 +177,7 @@ class CancerLLM:
         backend: str = "hf",
         answer_prefix: str | None = None,
         merge_adapter: bool | None = None,
+        **kwargs: Any,
     ) -> CancerLLM:
         """Load a model by local path or hub id, optionally with a PEFT LoRA adapter.
 
@@ -133,19 +185,25 @@ class CancerLLM:
             name_or_path: ``"cancerllm-smol"`` (the embedded default, offline: SmolLM2-135M-Instruct plus
                 the shipped CancerLLM-Smol adapter), ``"smollm2-135m-instruct"`` (the same base without
                 the adapter, with the same prompts: the zero-shot baseline), a directory written by
-                :meth:`save_pretrained`, a PEFT adapter directory, a model directory or a hub id.
-            adapter: path of a PEFT LoRA adapter to load on top.
-            quantization: ``None``, ``"8bit"`` or ``"4bit"`` (bitsandbytes NF4 with double quantization).
-            dtype: torch dtype or its name; default float32 on CPU, bfloat16 on GPU.
-            device_map: passed to transformers (e.g. ``"auto"``).
+                :meth:`save_pretrained`, a PEFT adapter directory, a model directory, or a hub id of any of
+                these (its ``cancerllm_config.json`` is read from the hub or its cache).
+            adapter: a PEFT LoRA adapter (folder or hub id) to load on top.
+            quantization: ``None``, ``"8bit"`` or ``"4bit"`` (bitsandbytes NF4 with double quantization); on
+                the CPU it is often slower than float32 (a :class:`~cancerllm.errors.PerformanceWarning` says so).
+            dtype: torch dtype or its name; default (``None`` / ``"auto"``) follows the device: bfloat16 on a
+                GPU that supports it, float16 on older GPUs (T4, V100), float32 on the CPU.
+            device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"`` (every GPU, through accelerate); default:
+                ``cuda:0`` when there is a GPU, else the CPU.
+            device_map: passed to transformers (e.g. ``"auto"`` or a per-module mapping); instead of ``device``.
             local_files_only: default True for local paths (never touches the network); for hub ids the
-                transformers default applies.
+                transformers default applies (``HF_HUB_OFFLINE=1`` makes it True).
             trust_remote_code: stays False unless you set it.
             prompt_style: ``"alpaca"`` (the paper's template), ``"chat"`` or ``"auto"``; default: what the
                 saved config says, else ``"chat"`` for the embedded default and ``"alpaca"`` otherwise.
             max_input_tokens: input limit (the paper's 1,500 tokens by default).
             allow_pickle: allow ``.bin`` pickled weights (off: only safetensors are loaded).
-            backend: ``"hf"`` (transformers) or ``"vllm"``.
+            backend: ``"hf"`` (transformers) or ``"vllm"`` (``pip install "cancerllm[vllm]"``; the weights
+                are loaded by vLLM only, the tokenizer by transformers).
             answer_prefix: text that opens every phenotype answer in the prompt (see
                 :class:`~cancerllm.prompts.PromptBuilder`); default: the saved config's, ``"{"`` for the
                 embedded default, else ``""`` (the official format).
@@ -155,138 +213,189 @@ class CancerLLM:
                 :meth:`save_pretrained` still writes it, and ``model.unmerge_adapter()`` undoes the merge.
                 Default: merge when the weights are not quantized (merging into 8-bit/4-bit weights would
                 round them).
+            **kwargs: passed to transformers' ``from_pretrained`` (``revision``, ``token``, ``cache_dir``,
+                ``attn_implementation`` ...); ``revision``, ``token`` and ``cache_dir`` also locate the
+                tokenizer and ``cancerllm_config.json``.  With ``backend="vllm"``, passed to ``vllm.LLM``.
 
         Raises:
-            ModelLoadError: the model, tokenizer or adapter cannot be loaded.
+            ModelLoadError: the model, tokenizer or adapter cannot be loaded (or a local path does not exist).
+            ConfigError: conflicting or invalid settings (e.g. ``device="cuda"`` on a machine without a GPU).
+            MissingDependencyError: an optional package is missing (bitsandbytes, peft, vllm).
         """
-        saved: dict[str, Any] = {}
-        name = str(name_or_path)
-        path = Path(name).expanduser()
-        adapter_dir: Path | None = Path(adapter).expanduser() if adapter is not None else None
-        base: str = name
-        default_style: str = "alpaca"
-        default_prefix = ""
-        if name in (DEFAULT_MODEL, SMOL_BASE_MODEL):
-            default_prefix = "{"
-            from ._smol import packaged_adapter_dir, smol_base_dir
+        if backend not in _BACKENDS:
+            from .errors import UnknownBackendError
 
-            base = str(smol_base_dir())
-            default_style = "chat"
-            if adapter_dir is None and name == DEFAULT_MODEL:
-                adapter_dir = packaged_adapter_dir()
-                if adapter_dir is not None and (adapter_dir / CONFIG_NAME).is_file():
-                    # the prompt the shipped adapter was trained with
-                    prompt = cls._read_config(adapter_dir).get("prompt", {})
-                    default_style = prompt.get("style", default_style)
-                    default_prefix = prompt.get("answer_prefix", default_prefix)
-        elif path.is_dir() and (path / CONFIG_NAME).is_file():
-            saved = cls._read_config(path)
-            default_style = saved.get("prompt", {}).get("style", "alpaca")
-            default_prefix = saved.get("prompt", {}).get("answer_prefix", "")
-            if saved.get("adapter"):
-                if adapter_dir is not None:
-                    raise ConfigError(f"{path} already holds an adapter; do not pass adapter= as well")
-                adapter_dir = path
-                base = saved.get("base_model") or ""
-                if base in (DEFAULT_MODEL, SMOL_BASE_MODEL):
-                    from ._smol import smol_base_dir
-
-                    base = str(smol_base_dir())
-                elif not base:
-                    raise ModelLoadError(f"{path / CONFIG_NAME} names no base_model for its adapter")
-            else:
-                base = str(path)
-        elif path.is_dir() and (path / ADAPTER_CONFIG_NAME).is_file():
-            if adapter_dir is not None:
-                raise ConfigError(f"{path} is an adapter; pass the base model as name_or_path instead")
-            adapter_dir = path
-            base = json.loads((path / ADAPTER_CONFIG_NAME).read_text()).get("base_model_name_or_path") or ""
-            if not base:
-                raise ModelLoadError(f"{path / ADAPTER_CONFIG_NAME} names no base_model_name_or_path")
-        if local_files_only is None and Path(base).expanduser().exists():
+            raise UnknownBackendError("engine backend", backend, list(_BACKENDS))
+        if quantization not in (None, "8bit", "4bit"):
+            raise ConfigError(f"quantization must be None, '8bit' or '4bit', got {quantization!r}")
+        if merge_adapter and quantization is not None:
+            raise ConfigError("merge_adapter=True cannot be combined with quantization (it would round "
+                              "the merged weights); leave merge_adapter unset")
+        ld.check_kwargs(kwargs)
+        hub = {k: kwargs[k] for k in ld.HUB_KWARGS if k in kwargs}
+        src = cls._resolve(name_or_path, adapter, hub, local_files_only)
+        if local_files_only is None and Path(src.base).expanduser().exists():
             local_files_only = True
-
-        torch_dtype = _resolve_dtype(dtype)
-        qcfg = _quant_config(quantization, torch_dtype)
-        model, tokenizer = cls._load_base(
-            base,
-            dtype=torch_dtype,
-            quantization_config=qcfg,
-            device_map=device_map,
-            local_files_only=local_files_only,
-            trust_remote_code=trust_remote_code,
-            allow_pickle=allow_pickle,
-            tokenizer_dir=adapter_dir if adapter_dir and (adapter_dir / "tokenizer_config.json").is_file() else None,
-        )
-        if adapter_dir is not None:
-            model = cls._load_adapter(model, adapter_dir)
-            if merge_adapter or (merge_adapter is None and quantization is None):
-                if quantization is not None:
-                    raise ConfigError("merge_adapter=True cannot be combined with quantization (it would round "
-                                      "the merged weights); leave merge_adapter unset")
-                model.merge_adapter()
-        model.eval()
-        style = prompt_style or default_style
-        if style == "chat" and not getattr(tokenizer, "chat_template", None):
-            style = "alpaca"
-        return cls(
-            model,
-            tokenizer,
-            prompt_style=style,  # type: ignore[arg-type]
-            base_model=saved.get("base_model") or (name if name in (DEFAULT_MODEL, SMOL_BASE_MODEL) else base),
-            max_input_tokens=max_input_tokens or saved.get("max_input_tokens", MAX_INPUT_TOKENS),
-            generation=saved.get("generation"),
+        style_default, prefix_default = src.style, src.answer_prefix
+        common = dict(
+            base_model=src.saved.get("base_model") or src.base_record,
+            max_input_tokens=max_input_tokens or src.saved.get("max_input_tokens", MAX_INPUT_TOKENS),
+            generation=src.saved.get("generation"),
             quantization=quantization,
             backend=backend,
-            answer_prefix=default_prefix if answer_prefix is None else answer_prefix,
+            answer_prefix=prefix_default if answer_prefix is None else answer_prefix,
+            adapter_path=src.adapter_dir,
+            base_path=src.base,
         )
+        if backend == "vllm":
+            return cls._from_pretrained_vllm(src, common, prompt_style or style_default, dtype=dtype,
+                                             device=device, device_map=device_map, local_files_only=local_files_only,
+                                             trust_remote_code=trust_remote_code, llm_kwargs=src.base_kwargs(kwargs))
+        placement = ld.resolve_placement(device, device_map)
+        torch_dtype = ld.resolve_dtype(dtype, placement)
+        qcfg = ld.quantization_config(quantization, torch_dtype, device_type=placement.device_type)
+        model = ld.load_causal_lm(src.base, dtype=torch_dtype, placement=placement, quantization=qcfg,
+                                  local_files_only=local_files_only, trust_remote_code=trust_remote_code,
+                                  allow_pickle=allow_pickle, **src.base_kwargs(kwargs))
+        tokenizer = cls._tokenizer(src, local_files_only, trust_remote_code)
+        if src.adapter_dir is not None:
+            model = cls._load_adapter(model, src.adapter_dir)
+            if merge_adapter or (merge_adapter is None and quantization is None):
+                model.merge_adapter()
+        model.eval()
+        return cls(model, tokenizer, prompt_style=cls._style(prompt_style or style_default, tokenizer),
+                   **common)  # type: ignore[arg-type]
+
+    @classmethod
+    def _from_pretrained_vllm(cls, src: _Source, common: dict[str, Any], style: str, *, dtype: Any, device: Any,
+                              device_map: Any, local_files_only: bool | None, trust_remote_code: bool,
+                              llm_kwargs: dict[str, Any]) -> CancerLLM:
+        """The tokenizer by transformers, the weights by vLLM only (from the resolved paths)."""
+        from .engine.vllm import VLLMEngine, require_vllm
+
+        require_vllm()  # at load time, not at the first generation
+        if device_map is not None or (device is not None and str(device).lower() not in ("auto", "cuda", "cuda:0")):
+            raise ConfigError("backend='vllm' places the model itself; leave device/device_map unset (choose "
+                              "GPUs with CUDA_VISIBLE_DEVICES and tensor_parallel_size=)")
+        tokenizer = cls._tokenizer(src, local_files_only, trust_remote_code)
+        llm = cls(None, tokenizer, prompt_style=cls._style(style, tokenizer), **common)  # type: ignore[arg-type]
+        tok_src, _ = src.tokenizer_src
+        max_model_len = llm_kwargs.pop("max_model_len", None) or llm._max_model_len()
+        llm._engine = VLLMEngine.from_paths(
+            src.base, tokenizer=tok_src, adapter=src.adapter_dir, max_model_len=max_model_len,
+            tokenizer_obj=tokenizer, dtype=dtype, quantization=common["quantization"],
+            trust_remote_code=trust_remote_code, local_files_only=local_files_only, **llm_kwargs,
+        )
+        return llm
 
     @staticmethod
-    def _read_config(path: Path) -> dict[str, Any]:
+    def _style(style: str, tokenizer: Any) -> str:
+        return "alpaca" if style == "chat" and not getattr(tokenizer, "chat_template", None) else style
+
+    @staticmethod
+    def _tokenizer(src: _Source, local_files_only: bool | None, trust_remote_code: bool) -> Any:
+        path, hub = src.tokenizer_src
+        local = True if path != src.base else local_files_only
+        return ld.load_tokenizer(path, local_files_only=local, trust_remote_code=trust_remote_code, hub=hub)
+
+    @classmethod
+    def _resolve(cls, name_or_path: str | os.PathLike[str], adapter: str | os.PathLike[str] | None,
+                 hub: dict[str, Any], local_files_only: bool | None) -> _Source:
+        """Name -> base, adapter folder, saved config and prompt defaults, without loading any weights."""
+        name = os.fspath(name_or_path)
+        src = _Source(base=name, base_record=name, hub=dict(hub), name=name)
+        other_repo = {k: v for k, v in hub.items() if k != "revision"}  # a base or adapter named elsewhere
+        if adapter is not None:
+            src.adapter_dir = cls._adapter_folder(adapter, other_repo, local_files_only)
+        if isinstance(name_or_path, str) and name in (DEFAULT_MODEL, SMOL_BASE_MODEL):
+            from ._smol import packaged_adapter_dir, smol_base_dir
+
+            src.base, src.hub, src.style, src.answer_prefix = str(smol_base_dir()), {}, "chat", "{"
+            if src.adapter_dir is None and name == DEFAULT_MODEL:
+                src.adapter_dir = packaged_adapter_dir()
+                if src.adapter_dir is not None and (src.adapter_dir / CONFIG_NAME).is_file():
+                    prompt = cls._read_config(src.adapter_dir / CONFIG_NAME).get("prompt", {})  # as trained
+                    src.style = prompt.get("style", src.style)
+                    src.answer_prefix = prompt.get("answer_prefix", src.answer_prefix)
+            return src
+        ld.check_exists(name_or_path)
+        folder = Path(name).expanduser()
+        remote = not folder.is_dir()
+        if remote:  # a hub id: its cancerllm_config.json / adapter_config.json from the hub or its cache
+            found = ld.fetch_file(name, CONFIG_NAME, hub=hub, local_files_only=local_files_only)
+            saved = cls._read_config(found) if found is not None else {}
+            is_adapter = bool(saved.get("adapter")) if found is not None else (
+                ld.fetch_file(name, ADAPTER_CONFIG_NAME, hub=hub, local_files_only=local_files_only) is not None)
+            if not is_adapter:
+                cls._apply_saved(src, saved)
+                return src
+            folder = ld.fetch_repo(name, hub=hub, local_files_only=local_files_only, allow_patterns=_ADAPTER_FILES)
+        if (folder / CONFIG_NAME).is_file():
+            saved = cls._read_config(folder / CONFIG_NAME)
+            cls._apply_saved(src, saved)
+            if not saved.get("adapter"):
+                src.base = src.base_record = str(folder) if not remote else name
+                return src
+            if src.adapter_dir is not None:
+                raise ConfigError(f"{name} already holds an adapter; do not pass adapter= as well")
+            src.adapter_dir = folder
+            base = saved.get("base_model") or ""
+            if not base:
+                raise ModelLoadError(f"{name}/{CONFIG_NAME} names no base_model for its adapter")
+        elif (folder / ADAPTER_CONFIG_NAME).is_file():
+            if src.adapter_dir is not None:
+                raise ConfigError(f"{name} is an adapter; pass the base model as name_or_path instead")
+            src.adapter_dir = folder
+            base = json.loads((folder / ADAPTER_CONFIG_NAME).read_text()).get("base_model_name_or_path") or ""
+            if not base:
+                raise ModelLoadError(f"{name}/{ADAPTER_CONFIG_NAME} names no base_model_name_or_path")
+        else:
+            src.base = src.base_record = str(folder)
+            return src
+        src.base_record = base
+        if base in (DEFAULT_MODEL, SMOL_BASE_MODEL):
+            from ._smol import smol_base_dir
+
+            src.base, src.hub = str(smol_base_dir()), {}
+        else:
+            src.base, src.hub = base, other_repo
+        return src
+
+    @staticmethod
+    def _apply_saved(src: _Source, saved: dict[str, Any]) -> None:
+        src.saved = saved
+        prompt = saved.get("prompt", {})
+        src.style = prompt.get("style", src.style)
+        src.answer_prefix = prompt.get("answer_prefix", src.answer_prefix)
+
+    @staticmethod
+    def _adapter_folder(adapter: str | os.PathLike[str], hub: dict[str, Any], local_files_only: bool | None) -> Path:
+        p = Path(os.fspath(adapter)).expanduser()
+        if p.is_dir():
+            return p
+        ld.check_exists(adapter, what="adapter")
+        return ld.fetch_repo(os.fspath(adapter), hub=hub, local_files_only=local_files_only,
+                             allow_patterns=_ADAPTER_FILES)
+
+    @staticmethod
+    def _read_config(file: Path) -> dict[str, Any]:
         try:
-            cfg = json.loads((path / CONFIG_NAME).read_text(encoding="utf-8"))
+            cfg = json.loads(file.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
-            raise ModelLoadError(f"cannot read {path / CONFIG_NAME}: {exc}") from exc
+            raise ModelLoadError(f"cannot read {file}: {exc}") from exc
         if not isinstance(cfg, dict):
-            raise ModelLoadError(f"{path / CONFIG_NAME} must hold a JSON object")
+            raise ModelLoadError(f"{file} must hold a JSON object")
         version = cfg.get("format_version", 1)
         if isinstance(version, int) and version > _FORMAT_VERSION:
-            logger.warning("%s was written by a newer cancerllm (format %s); loading what is understood", path, version)
+            logger.warning("%s was written by a newer cancerllm (format %s); loading what is understood", file, version)
         return cfg
-
-    @staticmethod
-    def _load_base(base: str, *, tokenizer_dir: Path | None, allow_pickle: bool, **kw: Any) -> tuple[Any, Any]:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        quant = kw.pop("quantization_config")
-        local = kw["local_files_only"]
-        dtype = kw.pop("dtype")
-        p = Path(base).expanduser()
-        if p.is_dir() and not allow_pickle and not any(p.glob("*.safetensors")) and any(p.glob("*.bin")):
-            raise ModelLoadError(
-                f"{p} holds only pickled weights (*.bin), which can run arbitrary code when loaded; convert them "
-                "to safetensors or pass allow_pickle=True if you trust the files"
-            )
-        load_kw: dict[str, Any] = {k: v for k, v in kw.items() if v is not None}
-        if quant is not None:
-            load_kw["quantization_config"] = quant
-        try:
-            model = AutoModelForCausalLM.from_pretrained(
-                base, dtype=dtype, use_safetensors=None if allow_pickle else True, **load_kw
-            )
-            tokenizer = AutoTokenizer.from_pretrained(
-                str(tokenizer_dir or base), local_files_only=bool(local) or tokenizer_dir is not None,
-                trust_remote_code=kw["trust_remote_code"],
-            )
-        except (OSError, ValueError) as exc:
-            raise ModelLoadError(f"cannot load model {base!r}: {exc}") from exc
-        return model, tokenizer
 
     @staticmethod
     def _load_adapter(model: Any, adapter_dir: Path) -> Any:
         from ._optional import require
 
-        require("peft", feature="loading a LoRA adapter")
+        with ld.quiet_optional_probes():
+            require("peft", feature="loading a LoRA adapter")
         from peft import PeftModel
 
         if not (adapter_dir / ADAPTER_CONFIG_NAME).is_file():
@@ -303,6 +412,8 @@ class CancerLLM:
     @property
     def has_adapter(self) -> bool:
         """Whether a LoRA (PEFT) adapter is loaded on the base model."""
+        if self.model is None:
+            return self.adapter_path is not None
         return hasattr(self.model, "peft_config")
 
     def _adapter_targets_embeddings(self) -> bool:
@@ -318,7 +429,7 @@ class CancerLLM:
     @property
     def adapter_merged(self) -> bool:
         """Whether the adapter's update is merged into the base weights (see ``merge_adapter``)."""
-        if not self.has_adapter:
+        if self.model is None or not self.has_adapter:
             return False
         from peft.tuners.tuners_utils import BaseTunerLayer
 
@@ -329,7 +440,14 @@ class CancerLLM:
         ``cancerllm_config.json`` (prompt settings, generation settings, library versions).
 
         ``CancerLLM.from_pretrained(directory)`` gives a model with identical outputs.
+
+        Raises:
+            ConfigError: nothing to save from (a ``backend="vllm"`` model holds no transformers weights, a
+                quantized base model, an adapter without a known base).
         """
+        if self.model is None:
+            raise ConfigError("this model was loaded with backend='vllm' and holds no transformers weights; "
+                              "load it with backend='hf' to save it")
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         if self.has_adapter:
@@ -350,7 +468,7 @@ class CancerLLM:
             "adapter": self.has_adapter,
             "prompt": self.prompt_builder.to_config(),
             "max_input_tokens": self.max_input_tokens,
-            "generation": self.generation,
+            "generation": _check_generation(self.generation),
             "versions": _versions(),
         }
         tmp = out / (CONFIG_NAME + ".tmp")
@@ -364,6 +482,8 @@ class CancerLLM:
         """The generation engine (built on first use)."""
         if self._engine is None:
             if self.backend == "hf":
+                if self.model is None:
+                    raise ConfigError("this model holds no transformers weights (loaded with backend='vllm')")
                 from .engine.hf import HFEngine
 
                 self._engine = HFEngine(self.model, self.tokenizer)
@@ -374,8 +494,14 @@ class CancerLLM:
             else:
                 from .errors import UnknownBackendError
 
-                raise UnknownBackendError("engine backend", self.backend, ["hf", "vllm"])
+                raise UnknownBackendError("engine backend", self.backend, list(_BACKENDS))
         return self._engine
+
+    def _max_model_len(self) -> int:
+        """The longest sequence the tasks produce: the input limit plus the largest generation budget."""
+        budgets = [*_DEFAULT_MAX_NEW_TOKENS.values()]
+        budgets += [int(v["max_new_tokens"]) for v in self.generation.values() if "max_new_tokens" in v]
+        return self.max_input_tokens + max(budgets)
 
     def generate(self, prompts: list[str], *, max_new_tokens: int = 50, stop_strings: tuple[str, ...] = (),
                  batch_size: int = 8) -> list[str]:
@@ -389,17 +515,29 @@ class CancerLLM:
         return [self.tokenizer.decode(o[0], skip_special_tokens=True) for o in outs]
 
     # ------------------------------------------------------------------------------------- tasks
+    def _task_kwargs(self, task: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The saved ``generation`` settings of ``task`` as defaults, overridden by the caller's ``kwargs``."""
+        return {**self.generation.get(task, {}), **kwargs}
+
     def phenotype_extractor(self, phenotypes: Any = None, **kwargs: Any) -> PhenotypeExtractor:
-        """A :class:`~cancerllm.tasks.phenotype.PhenotypeExtractor` on this model."""
+        """A :class:`~cancerllm.tasks.phenotype.PhenotypeExtractor` on this model.
+
+        ``generation["phenotype"]`` of the saved config (``max_new_tokens``, ``batch_size``, ``chunking``,
+        ``chunk_overlap``) gives the defaults; ``kwargs`` override them.
+        """
         from .tasks.phenotype import PhenotypeExtractor
 
-        return PhenotypeExtractor(self, phenotypes=phenotypes, **kwargs)
+        return PhenotypeExtractor(self, phenotypes=phenotypes, **self._task_kwargs("phenotype", kwargs))
 
     def diagnosis_generator(self, **kwargs: Any) -> DiagnosisGenerator:
-        """A :class:`~cancerllm.tasks.diagnosis.DiagnosisGenerator` on this model."""
+        """A :class:`~cancerllm.tasks.diagnosis.DiagnosisGenerator` on this model.
+
+        ``generation["diagnosis"]`` of the saved config (``max_new_tokens``, ``batch_size``) gives the
+        defaults; ``kwargs`` override them.
+        """
         from .tasks.diagnosis import DiagnosisGenerator
 
-        return DiagnosisGenerator(self, **kwargs)
+        return DiagnosisGenerator(self, **self._task_kwargs("diagnosis", kwargs))
 
     def __repr__(self) -> str:
         return (f"CancerLLM(base_model={self.base_model!r}, adapter={self.has_adapter}, "

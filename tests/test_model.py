@@ -135,10 +135,43 @@ def test_trust_remote_code_stays_off(tiny_model_dir, monkeypatch):
     assert seen["trust_remote_code"] is False and seen["local_files_only"] is True
 
 
+PROMPTS = ["Hello", "In the text: Invasive ductal carcinoma of the left breast, 2.5 cm, grade 3. What is",
+           "Adenocarcinoma, pT3 N1, G2.\n\n### Response:\n"]
+
+
+def _one_by_one(llm, prompt, n):
+    """Greedy ``model.generate`` on one prompt at a time: the ids after the prompt (EOS included)."""
+    import torch
+
+    ids = llm.prompt_builder._ids(prompt)
+    x = torch.tensor([ids], device=llm.model.device)
+    out = llm.model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=n, do_sample=False,
+                             pad_token_id=llm.tokenizer.pad_token_id)
+    return out[0, x.shape[1]:].tolist()
+
+
+def _check_generate_equals_one_by_one(llm, n=10):
+    from cancerllm.engine.base import GenerationSettings, PromptGroup
+
+    refs = [_one_by_one(llm, p, n) for p in PROMPTS]
+    assert len({len(p) for p in (llm.prompt_builder._ids(q) for q in PROMPTS)}) == len(PROMPTS)  # ragged: padded
+    groups = [PromptGroup(llm.prompt_builder._ids(p), [[]]) for p in PROMPTS]
+    ids = llm.engine.generate_groups(groups, GenerationSettings(max_new_tokens=n, batch_size=2))
+    assert [o[0] for o in ids] == refs
+    texts = llm.generate(PROMPTS, max_new_tokens=n, batch_size=2)
+    assert texts == [llm.tokenizer.decode(r, skip_special_tokens=True) for r in refs]
+
+
 def test_generate_raw_prompts(tiny_llm):
-    outs = tiny_llm.generate(["Hello", "In the text:"], max_new_tokens=3)
-    assert len(outs) == 2 and all(isinstance(o, str) for o in outs)
+    _check_generate_equals_one_by_one(tiny_llm)
     from cancerllm import InputError
 
     with pytest.raises(InputError):
         tiny_llm.generate("Hello")
+
+
+@pytest.mark.gpu
+def test_generate_on_gpu_equals_one_by_one_generate(tiny_model_dir):  # pragma: no cover - needs a GPU
+    llm = CancerLLM.from_pretrained(tiny_model_dir)  # the default placement: cuda:0, bfloat16/float16
+    assert llm.model.device.type == "cuda"
+    _check_generate_equals_one_by_one(llm)

@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from .. import _loading as ld
 from .._constants import DEFAULT_MODEL, SMOL_BASE_MODEL
 from .._hashing import file_sha256
 from ..errors import ConfigError, ModelLoadError
@@ -32,23 +33,30 @@ __all__ = [
 _MERGED_MARKER = "cancerllm_merged_from.json"
 
 
-def resolve_dtype(name: str) -> Any:
-    import torch
+def resolve_dtype(name: str, device: Any = None) -> Any:
+    """The torch dtype named ``name``; ``"auto"`` follows the device (:func:`cancerllm._loading.resolve_dtype`):
+    bfloat16 on a GPU that computes in it natively, float16 on older GPUs (T4, V100), float32 on the CPU.
 
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
-    return getattr(torch, name)
+    Args:
+        name: ``"auto"``, ``"float32"``, ``"bfloat16"`` or ``"float16"``.
+        device: the training device (a ``torch.device``); default: a GPU when CUDA is available.
+    """
+    placement = None
+    if device is not None:
+        dev_type = getattr(device, "type", str(device).split(":")[0])
+        placement = ld.Placement(None, dev_type, getattr(device, "index", None) if dev_type == "cuda" else None)
+    return ld.resolve_dtype(name, placement)
 
 
 def resolve_precision(name: str) -> str:
+    """Accelerate's ``mixed_precision``: ``"auto"`` is ``"bf16"`` on a GPU that computes in bfloat16
+    natively, ``"fp16"`` on older GPUs, ``"no"`` on the CPU."""
     import torch
 
     if name != "auto":
         return name
     if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if ld.cuda_supports_bf16() else "fp16"
     return "no"
 
 
@@ -95,31 +103,19 @@ def _local(path: str) -> bool:
 
 
 def load_tokenizer(cfg: TrainingConfig, base: str) -> Any:
-    from transformers import AutoTokenizer
-
+    """The tokenizer of ``cfg.model.tokenizer`` (default: the base model's)."""
     src = cfg.model.tokenizer or base
-    try:
-        return AutoTokenizer.from_pretrained(src, local_files_only=_local(src),
-                                             trust_remote_code=cfg.model.trust_remote_code)
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"cannot load tokenizer {src!r}: {exc}") from exc
+    return ld.load_tokenizer(src, local_files_only=_local(src) or None, trust_remote_code=cfg.model.trust_remote_code)
 
 
 def _load_causal_lm(path: str, cfg: TrainingConfig, *, quantization: Any = None, device_map: Any = None) -> Any:
-    from transformers import AutoModelForCausalLM
-
-    kw: dict[str, Any] = {"dtype": resolve_dtype(cfg.model.dtype), "trust_remote_code": cfg.model.trust_remote_code,
-                          "local_files_only": _local(path), "use_safetensors": True}
+    extra: dict[str, Any] = {}
     if cfg.model.attn_implementation:
-        kw["attn_implementation"] = cfg.model.attn_implementation
-    if quantization is not None:
-        kw["quantization_config"] = quantization
-    if device_map is not None:
-        kw["device_map"] = device_map
-    try:
-        return AutoModelForCausalLM.from_pretrained(path, **kw)
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"cannot load model {path!r} (safetensors weights are required): {exc}") from exc
+        extra["attn_implementation"] = cfg.model.attn_implementation
+    placement = ld.Placement(device_map)  # training places the model itself (accelerate), except for QLoRA
+    return ld.load_causal_lm(path, dtype=resolve_dtype(cfg.model.dtype), placement=placement,
+                             quantization=quantization, local_files_only=_local(path) or None,
+                             trust_remote_code=cfg.model.trust_remote_code, allow_pickle=False, **extra)
 
 
 def merge_pretrain_adapter(cfg: TrainingConfig, base: str, accelerator: Any) -> str:
@@ -129,7 +125,8 @@ def merge_pretrain_adapter(cfg: TrainingConfig, base: str, accelerator: Any) -> 
     """
     from .._optional import require
 
-    require("peft", feature="merging a pre-training adapter")
+    with ld.quiet_optional_probes():  # peft imports bitsandbytes, which logs about `kernels`
+        require("peft", feature="merging a pre-training adapter")
     adapter = Path(cfg.model.pretrain_adapter or "")
     weights = adapter / "adapter_model.safetensors"
     if not (adapter / "adapter_config.json").is_file() or not weights.is_file():
@@ -163,20 +160,18 @@ def load_model(cfg: TrainingConfig, base: str, accelerator: Any) -> Any:
     """The base causal LM (4-bit when configured) with a fresh LoRA adapter."""
     from .._optional import require
 
-    require("peft", feature="LoRA training")
+    with ld.quiet_optional_probes():  # peft imports bitsandbytes, which logs about `kernels`
+        require("peft", feature="LoRA training")
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     q = cfg.quantization
     quant = None
     device_map = None
     if q.load_in_4bit:
-        require("bitsandbytes", feature="QLoRA (4-bit) training")
-        from transformers import BitsAndBytesConfig
-
-        compute = resolve_dtype(q.compute_dtype) if q.compute_dtype != "auto" else resolve_dtype(cfg.model.dtype)
-        quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=q.quant_type,
-                                   bnb_4bit_use_double_quant=q.double_quant, bnb_4bit_compute_dtype=compute)
         dev = accelerator.device
+        compute = resolve_dtype(q.compute_dtype if q.compute_dtype != "auto" else cfg.model.dtype, dev)
+        quant = ld.quantization_config("4bit", compute, device_type=dev.type, quant_type=q.quant_type,
+                                       double_quant=q.double_quant, feature="QLoRA (4-bit) training")
         device_map = {"": dev.index if dev.type == "cuda" and dev.index is not None else str(dev)}
     model = _load_causal_lm(base, cfg, quantization=quant, device_map=device_map)
     model.config.use_cache = False
