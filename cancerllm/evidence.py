@@ -28,7 +28,7 @@ _TNM = re.compile(r"^(?:[ypcra]{1,3})?([TNM](?:is|[0-9X])[0-9a-dA-D()]*(?:\s*\(?
                   re.I)
 
 _SPACE = re.compile(r"\s+")
-_UNIT = re.compile(r"(?:cm|mm|um|\u00b5m|\u03bcm|nm|mg|kg|g|ml|cc|hpf|%)(?![0-9A-Za-z])", re.I)
+_UNIT_AFTER_NUMBER = re.compile(r"(\d)((?:cm|mm|um|\u00b5m|\u03bcm|nm|mg|kg|g|ml|cc|hpf|%)(?![0-9a-z]))")
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,8 @@ NOT_FOUND = Span(None, None, "not_found")
 
 
 def _normalise(text: str) -> tuple[str, list[int]]:
-    """Lowercased text with whitespace runs collapsed to one space and the space between a number and its unit
-    removed; and, for each character of it, its index in ``text``."""
+    """Lowercased text with whitespace runs collapsed to one space; and, for each character of it, its index
+    in ``text``."""
     low = text.lower()
     if len(low) != len(text):  # e.g. 'İ' lowercases to two characters: keep offsets one to one
         low = "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
@@ -68,8 +68,6 @@ def _normalise(text: str) -> tuple[str, list[int]]:
         pos = end
         if start == 0 or end == len(low):
             continue  # leading / trailing whitespace
-        if low[start - 1].isdigit() and _UNIT.match(low, end):
-            continue  # "2.5 cm" reads as "2.5cm"
         parts.append(" ")
         idx.append(start)
     parts.append(low[pos:])
@@ -92,6 +90,7 @@ def _pattern(item: str) -> re.Pattern[str] | None:
         body = rf"(?:[ypcra]{{1,3}})?{core}"
     else:
         body = re.escape(norm).replace(r"\ ", r" ?")
+        body = _UNIT_AFTER_NUMBER.sub(r"\1 ?\2", body)  # "2.5cm" finds "2.5 cm" and the other way round
     return re.compile(rf"(?<![{_WORD}]){body}(?![{_WORD}])", re.I)
 
 
@@ -137,13 +136,15 @@ class EvidenceIndex:
         return Span(self._idx[m.start()], self._idx[m.end() - 1] + 1, "fuzzy")
 
     def _exact(self, item: str, within: tuple[int, int] | None) -> Span | None:
-        rx = re.compile(rf"(?<![{_WORD}]){re.escape(item)}(?![{_WORD}])")
+        return self._first(re.compile(rf"(?<![{_WORD}]){re.escape(item)}(?![{_WORD}])"), within, "exact")
+
+    def _first(self, rx: re.Pattern[str], within: tuple[int, int] | None, kind: MatchKind) -> Span | None:
         first = None
         for m in rx.finditer(self.text):
             if within is None or within[0] <= m.start() < within[1]:
-                return Span(m.start(), m.end(), "exact")
+                return Span(m.start(), m.end(), kind)
             first = first or m
-        return Span(first.start(), first.end(), "exact") if first else None
+        return Span(first.start(), first.end(), kind) if first else None
 
 
 def find_span(text: str, item: str, *, within: tuple[int, int] | None = None) -> Span:
