@@ -413,55 +413,15 @@ class SFTCollator:
 
 # ============================================================================================= pad token
 def ensure_pad_token(tokenizer: Any, model: Any = None) -> int:
-    """Give ``tokenizer`` a pad token distinct from EOS, without growing the vocabulary when possible.
-
-    Order of preference: the tokenizer's own pad (when it is not EOS); an existing special token that is
-    neither EOS nor BOS (one named like "pad", then ``unk`` - e.g. Llama-2/Mistral's ``<unk>`` - then
-    reserved tokens such as Llama-3's ``<|reserved_special_token_0|>``, then any other); a new ``<pad>`` token when the
-    model's embedding matrix has spare rows (many models round their vocabulary up), which needs no
-    resizing.  Otherwise the pad stays EOS, with a warning: it is harmless here because padding is masked
-    by the attention mask and by -100 labels from the encoding (EOS stays in the labels), but the
-    tokenizer saved with the adapter then pads with EOS.  The vocabulary is never resized, so the adapter
-    alone (without embedding weights) stays loadable on the original base.
+    """Give ``tokenizer`` a pad token distinct from EOS for training (the library's one rule,
+    :func:`cancerllm._loading.ensure_pad_token` with ``training=True``).
 
     Returns:
         The pad token id.
     """
-    eos, bos = tokenizer.eos_token_id, tokenizer.bos_token_id
-    pad = tokenizer.pad_token_id
-    if pad is not None and pad != eos:
-        return int(pad)
-    specials = list(getattr(tokenizer, "all_special_tokens", []))
-    added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
-    specials += [str(t) for t in added.values() if getattr(t, "special", False) and str(t) not in specials]
-    cands: list[str] = [t for t in specials if "pad" in t.lower()]
-    if tokenizer.unk_token is not None and tokenizer.unk_token not in cands:
-        cands.append(tokenizer.unk_token)
-    cands += [t for t in specials if "reserved" in t.lower() and t not in cands]
-    cands += [t for t in specials if t not in cands]
-    for tok in cands:
-        tid = tokenizer.convert_tokens_to_ids(tok)
-        if tid is not None and tid not in (eos, bos):
-            tokenizer.pad_token = tok
-            logger.info("pad token set to %r (id %d), distinct from EOS", tok, tid)
-            return int(tid)
-    rows = None
-    if model is not None and hasattr(model, "get_input_embeddings"):
-        rows = int(model.get_input_embeddings().weight.shape[0])
-    if rows is not None and len(tokenizer) < rows:
-        tokenizer.add_special_tokens({"pad_token": "<pad>"})
-        tid = int(tokenizer.pad_token_id)
-        if tid < rows:
-            logger.info("added pad token '<pad>' (id %d) in a spare embedding row", tid)
-            return tid
-    if pad is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    warnings.warn(
-        "the tokenizer has no token usable as padding other than EOS; padding with EOS ids. EOS is still "
-        "learned (labels come from the encoding, padding is masked), but consider a tokenizer with a pad token",
-        stacklevel=2,
-    )
-    return int(tokenizer.pad_token_id)
+    from .._loading import ensure_pad_token as _ensure
+
+    return _ensure(tokenizer, model, training=True)
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
