@@ -410,6 +410,29 @@ class CancerLLM:
 
     # ------------------------------------------------------------------------------------- saving
     @property
+    def adapter_sha256(self) -> str | None:
+        """SHA-256 of the adapter's weight files (in name order), for provenance records; None without an
+        adapter folder (no adapter, or one built in memory)."""
+        cached = self.__dict__.get("_adapter_sha256", False)
+        if cached is not False:
+            return cached
+        digest = None
+        if self.adapter_path is not None and self.adapter_path.is_dir():
+            import hashlib
+
+            files = sorted(p for p in self.adapter_path.iterdir()
+                           if p.is_file() and p.suffix in (".safetensors", ".bin"))
+            if files:
+                h = hashlib.sha256()
+                for f in files:
+                    with open(f, "rb") as fh:
+                        for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                            h.update(block)
+                digest = h.hexdigest()
+        self.__dict__["_adapter_sha256"] = digest
+        return digest
+
+    @property
     def has_adapter(self) -> bool:
         """Whether a LoRA (PEFT) adapter is loaded on the base model."""
         if self.model is None:

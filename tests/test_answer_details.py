@@ -114,3 +114,19 @@ def test_dataframe_gets_detail_columns_only_when_asked(tiny_llm):
     full = ext.extract_many(df, column="report", details=True)
     assert list(full.columns) == ["grade", "grade_confidence", "grade_match", "grade_evidence", "needs_review"]
     assert full["grade_confidence"].between(0, 1).all()
+
+
+def test_provenance_hashes_the_adapter_weights(tiny_model_dir, tmp_path):
+    peft = pytest.importorskip("peft")
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    lora = peft.get_peft_model(base, peft.LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM"))
+    lora.save_pretrained(tmp_path / "adapter")
+    llm = CancerLLM.from_pretrained(tiny_model_dir, adapter=tmp_path / "adapter")
+    weights = (tmp_path / "adapter" / "adapter_model.safetensors").read_bytes()
+    r = llm.phenotype_extractor(["grade"], progress=False, max_new_tokens=3).extract(TEXT)
+    assert r.provenance.adapter_sha256 == hashlib.sha256(weights).hexdigest()
+    plain = CancerLLM.from_pretrained(tiny_model_dir).phenotype_extractor(["grade"], progress=False,
+                                                                          max_new_tokens=3).extract(TEXT)
+    assert plain.provenance.adapter_sha256 is None and plain.provenance.model
