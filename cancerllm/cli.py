@@ -278,6 +278,43 @@ def _rows_by_id(path: Path, required: str | None) -> dict[str, dict[str, Any]]:
 
 
 @app.command()
+def review(
+    results: Path = typer.Argument(..., metavar="RESULTS", help="results of `cancerllm extract` (.jsonl)"),
+    reports: Path = typer.Argument(..., metavar="REPORTS", help="the reports they were extracted from: "
+                                   + _INPUT_HELP),
+    output: Path = typer.Option(..., "--output", "-o", help="the review page to write (.html)"),
+    min_confidence: float | None = typer.Option(None, "--min-confidence", min=0.0, max=1.0,
+                                                help="also mark answers below this confidence (0-1) for review"),
+    text_column: str = typer.Option("text", help="JSONL field / CSV column holding the text"),
+    id_column: str | None = typer.Option(None, help="JSONL field / CSV column holding the id"),
+    title: str = typer.Option("cancerllm review", help="the page title"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no summary output"),
+    as_json: bool = typer.Option(False, "--json", help="print a JSON summary"),
+) -> None:
+    """Write a self-contained HTML page to check extracted answers against the reports' evidence."""
+    try:
+        from .data.inputs import read_inputs
+        from .formats.review import write_review
+        from .jobs import read_results
+
+        if output.suffix.lower() not in (".html", ".htm"):
+            raise InputError(f"{output}: the review page must end in .html")
+        if results.suffix.lower() not in (".jsonl", ".ndjson"):
+            raise InputError(f"{results}: results must be the .jsonl file of `cancerllm extract` (a .csv loses "
+                             "the answers' structure; rerun extract with -o results.jsonl)")
+        if not results.is_file():
+            raise InputError(f"{results}: no such file")
+        recs = read_results(results)
+        texts = {r.id: r.text for r in read_inputs(reports, text_column=text_column, id_column=id_column)}
+        stats = write_review(list(recs.values()), texts, output, title=title, min_confidence=min_confidence)
+        _emit({"task": "review", "reports": stats.reports, "needs_review": stats.needs_review,
+               "not_found": stats.not_found, "reports_without_results": len(texts.keys() - recs.keys()),
+               "output": str(stats.path)}, as_json, quiet)
+    except (CancerLLMError, OSError) as exc:
+        _fail(exc)
+
+
+@app.command()
 def train(
     config: Path = typer.Option(..., "--config", "-c", help="YAML training config (see docs/training.md)"),
     resume: bool = typer.Option(False, "--resume", help="continue from the newest checkpoint"),
