@@ -23,6 +23,8 @@ _EXTRAS: dict[str, tuple[str, str]] = {
     "vllm": ("vllm", "vllm"),
     "adapters": ("specter2", "adapters"),
     "matplotlib": ("benchmark", "matplotlib"),
+    "pyarrow": ("parquet", "pyarrow"),
+    "fhir.resources": ("fhir", "fhir.resources"),
 }
 
 

@@ -117,16 +117,23 @@ def _write_csv_from_jsonl(jsonl: Path, out: Path, columns: list[str]) -> None:
 
 def _run_batch(kind: str, input_path: Path, output: Path, model: str, text_column: str, id_column: str | None,
                batch_size: int, resume: bool, quiet: bool, as_json: bool, build: Any,
-               load: dict[str, Any] | None = None) -> None:
+               load: dict[str, Any] | None = None, fmt: str | None = None) -> None:
     from .data.inputs import read_inputs
-    from .jobs import ResultWriter, run_job
+    from .jobs import ResultWriter, read_results, run_job
     from .tasks._common import check_text
 
     inputs = read_inputs(input_path, text_column=text_column, id_column=id_column)
-    suffix = output.suffix.lower()
-    if suffix not in (".jsonl", ".csv"):
-        raise InputError(f"{output}: output must end in .jsonl or .csv")
-    jsonl = output if suffix == ".jsonl" else output.with_suffix(".partial.jsonl")
+    if kind == "extract":
+        from .formats.results import format_for
+
+        fmt = format_for(output, fmt)
+    else:
+        suffix = output.suffix.lower()
+        if suffix not in (".jsonl", ".csv"):
+            raise InputError(f"{output}: output must end in .jsonl or .csv")
+        fmt = "jsonl" if suffix == ".jsonl" else "csv"
+    # the job file: crash-safe and resumable, one JSON line per input id; other formats are written from it
+    jsonl = output if fmt == "jsonl" else output.with_name(output.name + ".partial.jsonl")
     writer = ResultWriter(jsonl, resume=resume, overwrite=not resume)
     from .model import CancerLLM
 
@@ -135,10 +142,15 @@ def _run_batch(kind: str, input_path: Path, output: Path, model: str, text_colum
     process, columns = build(llm, batch_size)
     counts = run_job(inputs, process, writer, chunk_size=max(batch_size, 1), validate=check_text,
                      progress=not quiet and not as_json)
-    if suffix == ".csv":
-        _write_csv_from_jsonl(jsonl, output, columns)
+    if fmt != "jsonl":
+        if kind == "extract":
+            from .formats.results import write_results
+
+            write_results(output, fmt, read_results(jsonl), {r.id: r.text for r in inputs}, columns)
+        else:
+            _write_csv_from_jsonl(jsonl, output, columns)
         jsonl.unlink()
-    _emit({"task": kind, "inputs": len(inputs), **counts, "output": str(output)}, as_json, quiet)
+    _emit({"task": kind, "inputs": len(inputs), **counts, "output": str(output), "format": fmt}, as_json, quiet)
 
 
 _INPUT_HELP = "a .txt file, a folder of .txt files, or a .jsonl, .json or .csv file"
@@ -147,7 +159,14 @@ _INPUT_HELP = "a .txt file, a folder of .txt files, or a .jsonl, .json or .csv f
 @app.command()
 def extract(
     input_path: Path = typer.Argument(..., metavar="INPUT", help=_INPUT_HELP),
-    output: Path = typer.Option(..., "--output", "-o", help="results file (.jsonl or .csv)"),
+    output: Path = typer.Option(..., "--output", "-o", help="results file: .jsonl (answers, evidence, "
+                                "confidence, provenance), .csv or .parquet (a row per report); .ndjson with "
+                                "--format fhir; .csv/.parquet with --format omop"),
+    fmt: str | None = typer.Option(None, "--format", help="jsonl, csv, parquet, fhir (a FHIR R4 Bundle per "
+                                   "report, mCODE Observations) or omop (OMOP CDM NOTE_NLP rows); default: from "
+                                   "the output's suffix"),
+    min_confidence: float | None = typer.Option(None, "--min-confidence", min=0.0, max=1.0,
+                                                help="mark answers below this confidence for review"),
     model: str = typer.Option("cancerllm-smol", help="model name or path"),
     device: str | None = _DEVICE_OPTION,
     dtype: str = _DTYPE_OPTION,
@@ -168,12 +187,15 @@ def extract(
         questions = resolve_phenotypes(phenotype or None)
 
         def build(llm: Any, bs: int) -> tuple[Any, list[str]]:
-            ex = llm.phenotype_extractor(phenotypes=questions, batch_size=bs, progress=False)
+            from .formats.results import result_record
+
+            ex = llm.phenotype_extractor(phenotypes=questions, batch_size=bs, progress=False,
+                                         min_confidence=min_confidence)
             names = [q.name for q in questions]
-            return (lambda texts: [r.as_dict(names) for r in ex.extract_many(texts, as_dataframe=False)]), names
+            return (lambda texts: [result_record(r, names) for r in ex.extract_many(texts, as_dataframe=False)]), names
 
         _run_batch("extract", input_path, output, model, text_column, id_column, batch_size, resume, quiet,
-                   as_json, build, load=_load_options(device, dtype, quantization, adapter))
+                   as_json, build, load=_load_options(device, dtype, quantization, adapter), fmt=fmt)
     except (CancerLLMError, OSError) as exc:
         _fail(exc)
 

@@ -1,5 +1,6 @@
 """The command line, called in-process (typer's CliRunner) and, for the crash test, as a real subprocess."""
 
+import hashlib
 import json
 import os
 import random
@@ -40,12 +41,46 @@ def test_extract_jsonl_and_csv(tiny_model_dir, tmp_path):
     summary = json.loads(res.stdout.strip().splitlines()[-1])
     assert summary["inputs"] == 3 and summary["processed"] == 3 and summary["errors"] == 0
     recs = read_results(out)
-    assert list(recs) == ["r000", "r001", "r002"] and set(recs["r000"]["result"]) == {"grade", "laterality"}
+    assert list(recs) == ["r000", "r001", "r002"]
+    rec = recs["r000"]["result"]
+    assert set(rec) == {"grade", "laterality", "needs_review", "details", "raw", "provenance"}
+    assert set(rec["details"]) == set(rec["raw"]) == {"grade", "laterality"}
+    text = (src / "r000.txt").read_text()
+    assert rec["provenance"]["input_sha256"] == hashlib.sha256(text.encode()).hexdigest()
+    for item in rec["details"]["grade"]["items"]:  # evidence offsets index the input text
+        if item["span"]:
+            assert text[item["span"][0]:item["span"][1]].lower().replace(" ", "") in (
+                item["value"].lower().replace(" ", ""), "g" + item["value"].lower())
     csv_out = tmp_path / "out.csv"
     res = runner.invoke(app, ["extract", str(src), "-o", str(csv_out), "--model", str(tiny_model_dir), "-p", "grade",
                               "-q"])
     assert res.exit_code == 0, res.output
-    assert csv_out.read_text().splitlines()[0] == "id,grade,error"
+    lines = csv_out.read_text().splitlines()
+    assert lines[0] == "id,grade,needs_review,error,model,adapter_sha256,library_version,created,input_sha256"
+    assert len(lines) == 4 and not list(tmp_path.glob("*.partial.jsonl"))
+
+
+def test_extract_parquet_fhir_and_omop(tiny_model_dir, tmp_path):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    src = _reports(tmp_path / "in", 3)
+    common = ["--model", str(tiny_model_dir), "-p", "grade", "-p", "laterality", "-q"]
+    res = runner.invoke(app, ["extract", str(src), "-o", str(tmp_path / "out.parquet"), *common])
+    assert res.exit_code == 0, res.output
+    frame = pd.read_parquet(tmp_path / "out.parquet")
+    assert list(frame["id"]) == ["r000", "r001", "r002"] and {"grade", "laterality", "input_sha256"} <= set(frame)
+    res = runner.invoke(app, ["extract", str(src), "-o", str(tmp_path / "bundles.ndjson"), "--format", "fhir",
+                              *common])
+    assert res.exit_code == 0, res.output
+    bundles = [json.loads(line) for line in (tmp_path / "bundles.ndjson").read_text().splitlines()]
+    assert len(bundles) == 3 and all(b["resourceType"] == "Bundle" for b in bundles)
+    res = runner.invoke(app, ["extract", str(src), "-o", str(tmp_path / "note_nlp.csv"), "--format", "omop",
+                              "--min-confidence", "0.5", *common])
+    assert res.exit_code == 0, res.output
+    header = (tmp_path / "note_nlp.csv").read_text().splitlines()[0].split(",")
+    assert header[:3] == ["note_nlp_id", "note_id", "section_concept_id"] and "term_modifiers" in header
+    res = runner.invoke(app, ["extract", str(src), "-o", str(tmp_path / "x.csv"), "--format", "fhir", *common])
+    assert res.exit_code == 2 and "must end in" in res.output
 
 
 def test_bad_rows_become_error_records(tiny_model_dir, tmp_path):
@@ -65,7 +100,8 @@ def test_bad_rows_become_error_records(tiny_model_dir, tmp_path):
     [
         (["extract", "nowhere.txt", "-o", "x.jsonl"], 2, "no such file"),
         (["extract", "{csv}", "-o", "x.jsonl", "--text-column", "body"], 2, "no column 'body'"),
-        (["extract", "{csv}", "-o", "x.txt"], 2, "must end in .jsonl or .csv"),
+        (["extract", "{csv}", "-o", "x.txt"], 2, "cannot tell the format"),
+        (["extract", "{csv}", "-o", "x.jsonl", "--format", "xml"], 2, "unknown output format 'xml'"),
         (["extract", "{csv}", "-o", "x.jsonl", "-p", "colour"], 2, "unknown phenotype 'colour'"),
         (["extract", "{csv}", "-o", "x.jsonl", "-p", "her2"], 2, "known phenotypes: grade, histological_type"),
         (["extract", "{csv}", "-o", "x.jsonl", "--id-column", "pid"], 2, "no id column 'pid'"),
