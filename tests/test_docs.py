@@ -33,6 +33,9 @@ PUBLIC_MODULES = [
     "cancerllm.errors",
     "cancerllm.registry",
     "cancerllm.training",
+    "cancerllm.evidence",
+    "cancerllm.formats",
+    "cancerllm.formats.results",
 ]
 
 # Public methods/properties known to lack a docstring, in modules outside this test's reach; remove an entry
