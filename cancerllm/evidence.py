@@ -28,6 +28,7 @@ _TNM = re.compile(r"^(?:[ypcra]{1,3})?([TNM](?:is|[0-9X])[0-9a-dA-D()]*(?:\s*\(?
                   re.I)
 
 _SPACE = re.compile(r"\s+")
+_GAP = r"[ :;,/()\-]{0,3}"  # between two words of an answer: a space, or a little punctuation, in the report
 _UNIT_AFTER_NUMBER = re.compile(r"(\d)((?:cm|mm|um|\u00b5m|\u03bcm|nm|mg|kg|g|ml|cc|hpf|%)(?![0-9a-z]))")
 
 
@@ -89,7 +90,7 @@ def _pattern(item: str) -> re.Pattern[str] | None:
         core = re.escape(tnm.group(1)).replace(r"\ ", r" ?")
         body = rf"(?:[ypcra]{{1,3}})?{core}"
     else:
-        body = re.escape(norm).replace(r"\ ", r" ?")
+        body = re.escape(norm).replace(r"\ ", _GAP)  # "er positive" finds "ER: positive", "left-breast" too
         body = _UNIT_AFTER_NUMBER.sub(r"\1 ?\2", body)  # "2.5cm" finds "2.5 cm" and the other way round
     return re.compile(rf"(?<![{_WORD}]){body}(?![{_WORD}])", re.I)
 
