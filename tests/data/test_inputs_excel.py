@@ -4,6 +4,7 @@ carried unchanged through ``cancerllm extract`` end to end."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -170,10 +171,15 @@ def test_excel_csv_through_the_extract_command(tiny_model_dir, excel_csv, tmp_pa
     if output.endswith(".jsonl"):
         recs = read_results(out)
         assert list(recs) == [i for i, _ in ROWS]
-        assert all(set(r) == {"id", "result"} and set(r["result"]) == {"grade"} for r in recs.values())
+        assert all(set(r) == {"id", "result"} and "grade" in r["result"] for r in recs.values())
+        # the provenance of each result is the hash of exactly the text that was read
+        for (rid, text), rec in zip(ROWS, recs.values()):
+            assert rec["result"]["provenance"]["input_sha256"] == hashlib.sha256(text.encode("utf-8")).hexdigest()
     else:
         table = read_records(out)
-        assert [t["id"] for t in table] == [i for i, _ in ROWS] and list(table[0]) == ["id", "grade", "error"]
+        assert [t["id"] for t in table] == [i for i, _ in ROWS]
+        assert list(table[0])[:4] == ["id", "grade", "needs_review", "error"]
+        assert [t["input_sha256"] for t in table] == [hashlib.sha256(t.encode("utf-8")).hexdigest() for _, t in ROWS]
 
 
 def test_jsonl_with_u2028_through_the_extract_command(tiny_model_dir, tmp_path, recorded_texts):
