@@ -20,43 +20,44 @@ from .errors import DataFormatError, InputError
 __all__ = ["ResultWriter", "read_results", "run_job"]
 
 
-def _scan(path: Path) -> tuple[dict[str, dict[str, Any]], int]:
-    """Complete records by id, and the byte length of the valid part of the file."""
-    data = path.read_bytes()
-    records: dict[str, dict[str, Any]] = {}
+def _scan(path: Path, *, keep: bool = True) -> tuple[dict[str, dict[str, Any] | None], int]:
+    """Complete records by id (only the ids, mapped to None, when not ``keep``), and the byte length of the
+    valid part of the file.  The file is read line by line: memory holds one line (and the ids) at a time."""
+    records: dict[str, dict[str, Any] | None] = {}
     good = 0
     pos = 0
     line_no = 0
-    while pos < len(data):
-        end = data.find(b"\n", pos)
-        if end < 0:  # torn last line: no newline was written
-            break
-        line_no += 1
-        raw = data[pos:end]
-        pos = end + 1
-        if not raw.strip():
-            good = pos
-            continue
-        try:
-            rec = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            if pos >= len(data):  # only the very last line may be damaged (torn by a crash)
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        for raw_line in fh:
+            line_no += 1
+            if not raw_line.endswith(b"\n"):  # torn last line: no newline was written
                 break
-            raise DataFormatError("damaged result line (not valid JSON) before the end of the file",
-                                  path=str(path), line=line_no) from None
-        if not isinstance(rec, dict) or "id" not in rec:
-            raise DataFormatError("result line without an 'id'", path=str(path), line=line_no)
-        rid = str(rec["id"])
-        if rid in records:
-            raise DataFormatError(f"duplicate result for id {rid!r}", path=str(path), line=line_no)
-        records[rid] = rec
-        good = pos
+            pos += len(raw_line)
+            raw = raw_line[:-1]
+            if not raw.strip():
+                good = pos
+                continue
+            try:
+                rec = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                if pos >= size:  # only the very last line may be damaged (torn by a crash)
+                    break
+                raise DataFormatError("damaged result line (not valid JSON) before the end of the file",
+                                      path=str(path), line=line_no) from None
+            if not isinstance(rec, dict) or "id" not in rec:
+                raise DataFormatError("result line without an 'id'", path=str(path), line=line_no)
+            rid = str(rec["id"])
+            if rid in records:
+                raise DataFormatError(f"duplicate result for id {rid!r}", path=str(path), line=line_no)
+            records[rid] = rec if keep else None
+            good = pos
     return records, good
 
 
 def read_results(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     """The complete records of a result file, by id (a torn last line is ignored)."""
-    return _scan(Path(path))[0]
+    return _scan(Path(path))[0]  # type: ignore[return-value]
 
 
 class ResultWriter:
@@ -71,11 +72,13 @@ class ResultWriter:
 
     def __init__(self, path: str | os.PathLike[str], *, resume: bool = True, overwrite: bool = False) -> None:
         self.path = Path(path)
-        self.done: dict[str, dict[str, Any]] = {}
+        #: the ids already in the file (only ids are kept: memory grows with the number of ids, not results)
+        self.done: set[str] = set()
         if self.path.exists() and not overwrite:
             if not resume:
                 raise InputError(f"{self.path} exists; pass resume=True to continue it or overwrite=True to replace it")
-            self.done, good = _scan(self.path)
+            ids, good = _scan(self.path, keep=False)
+            self.done = set(ids)
             if good < self.path.stat().st_size:  # cut a torn last line
                 with open(self.path, "r+b") as f:
                     f.truncate(good)
@@ -93,12 +96,12 @@ class ResultWriter:
     def write(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Append records (each with an ``id``) and fsync; ids already written are refused."""
         lines = []
-        batch: dict[str, dict[str, Any]] = {}
+        batch: set[str] = set()
         for rec in records:
             rid = str(rec["id"])
             if rid in self.done or rid in batch:
                 raise InputError(f"result for id {rid!r} written twice; input ids must be unique")
-            batch[rid] = dict(rec)
+            batch.add(rid)
             lines.append(json.dumps(rec, ensure_ascii=False) + "\n")
         if not lines:
             return
@@ -107,6 +110,17 @@ class ResultWriter:
             f.flush()
             os.fsync(f.fileno())
         self.done.update(batch)
+
+
+def _chunked(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def run_job(
@@ -121,7 +135,9 @@ def run_job(
     """Process the inputs not yet in ``writer`` in chunks, appending one record per input.
 
     Args:
-        inputs: records with ``.id`` and ``.text`` (e.g. :class:`~cancerllm.data.inputs.InputRecord`).
+        inputs: records with ``.id`` and ``.text`` (e.g. :class:`~cancerllm.data.inputs.InputRecord`): a list
+            or any iterable, a generator included; it is consumed ``chunk_size`` records at a time, so inputs
+            are never all in memory and results are written as they come.
         process: ``list[str] -> list[dict]``, one JSON-able result per text, in order.
         writer: where results go; ids it already holds are skipped (resume).
         chunk_size: inputs per written chunk (a crash loses at most one chunk of work).
@@ -131,15 +147,14 @@ def run_job(
     Returns:
         counts: ``{"done_before", "processed", "errors"}``.
     """
-    todo = [r for r in inputs if not writer.is_done(r.id)]
     counts = {"done_before": len(writer.done), "processed": 0, "errors": 0}
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(todo), desc="reports", unit="report")
-    for start in range(0, len(todo), chunk_size):
-        chunk = todo[start : start + chunk_size]
+        total = len(inputs) - len(writer.done) if hasattr(inputs, "__len__") else None
+        bar = tqdm(total=total, desc="reports", unit="report")
+    for chunk in _chunked((r for r in inputs if not writer.is_done(r.id)), max(1, int(chunk_size))):
         good, records = [], {}
         for r in chunk:
             try:

@@ -37,7 +37,7 @@ def test_duplicates_and_damage_are_errors(tmp_path):
         w.write([{"id": "a"}])
     with pytest.raises(InputError, match="exists"):
         ResultWriter(p, resume=False)
-    assert ResultWriter(p, overwrite=True).done == {}
+    assert ResultWriter(p, overwrite=True).done == set()
     p.write_text('{"id": "a"}\nnot json\n{"id": "b"}\n')
     with pytest.raises(DataFormatError, match=r"out.jsonl:2"):
         ResultWriter(p)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._constants import DIAGNOSIS_MAX_NEW_TOKENS
@@ -142,6 +142,22 @@ class DiagnosisGenerator:
         if ids is not None:
             frame.index = notes.index
         return frame
+
+    def iter_generate(self, notes: Any, *, chunk_size: int = 64, errors: str = "record") -> Iterator[Diagnosis]:
+        """Diagnoses of any iterable of notes (a generator included), yielded in order, ``chunk_size`` at a
+        time (inputs and results never all in memory); bad rows follow ``errors`` ("record" by default)."""
+        if isinstance(notes, str):
+            raise InputError("iter_generate takes an iterable of notes; for a single note use generate()")
+        if int(chunk_size) < 1:
+            raise InputError(f"chunk_size must be at least 1, got {chunk_size!r}")
+        chunk: list[Any] = []
+        for note in notes:
+            chunk.append(note)
+            if len(chunk) >= chunk_size:
+                yield from self.generate_many(chunk, as_dataframe=False, progress=False, errors=errors)
+                chunk = []
+        if chunk:
+            yield from self.generate_many(chunk, as_dataframe=False, progress=False, errors=errors)
 
     def _run(self, contexts: list[str], ids: list[str] | None, *, progress: bool) -> list[Diagnosis]:
         names = [f"row {ids[i] if ids else i}" for i in range(len(contexts))] if len(contexts) > 1 else ["note"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._constants import PHENOTYPE_MAX_NEW_TOKENS
@@ -267,6 +267,31 @@ class PhenotypeExtractor:
         if ids is not None:
             frame.index = texts.index
         return frame
+
+    def iter_extract(self, texts: Any, *, chunk_size: int = 256, phenotypes: Any = None, errors: str = "record",
+                     min_confidence: float | None = None) -> Iterator[PhenotypeResult]:
+        """Results of any iterable of texts (a generator included), yielded in order as they are made:
+        ``chunk_size`` texts are read and extracted at a time, so neither the inputs nor the results are ever
+        all in memory.  Bad rows follow ``errors`` (``"record"`` by default: a result with ``error`` set).
+
+        Example:
+            >>> for r in extractor.iter_extract(row["text"] for row in rows):  # doctest: +SKIP
+            ...     sink.write(r.model_dump_json())
+        """
+        if isinstance(texts, str):
+            raise InputError("iter_extract takes an iterable of texts; for a single text use extract()")
+        if int(chunk_size) < 1:
+            raise InputError(f"chunk_size must be at least 1, got {chunk_size!r}")
+        chunk: list[Any] = []
+        for text in texts:
+            chunk.append(text)
+            if len(chunk) >= chunk_size:
+                yield from self.extract_many(chunk, phenotypes=phenotypes, as_dataframe=False, progress=False,
+                                             errors=errors, min_confidence=min_confidence)
+                chunk = []
+        if chunk:
+            yield from self.extract_many(chunk, phenotypes=phenotypes, as_dataframe=False, progress=False,
+                                         errors=errors, min_confidence=min_confidence)
 
     def _settings(self) -> dict[str, Any]:
         b = self.model.prompt_builder
