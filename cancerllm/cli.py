@@ -117,7 +117,8 @@ def _write_csv_from_jsonl(jsonl: Path, out: Path, columns: list[str]) -> None:
 
 def _run_batch(kind: str, input_path: Path, output: Path, model: str, text_column: str, id_column: str | None,
                batch_size: int, resume: bool, quiet: bool, as_json: bool, build: Any,
-               load: dict[str, Any] | None = None, fmt: str | None = None) -> None:
+               load: dict[str, Any] | None = None, fmt: str | None = None, chunk_size: int | None = None,
+               retry_errors: bool = False, settings: dict[str, Any] | None = None) -> None:
     from .data.inputs import read_inputs
     from .jobs import ResultWriter, read_results, run_job
     from .tasks._common import check_text
@@ -134,14 +135,25 @@ def _run_batch(kind: str, input_path: Path, output: Path, model: str, text_colum
         fmt = "jsonl" if suffix == ".jsonl" else "csv"
     # the job file: crash-safe and resumable, one JSON line per input id; other formats are written from it
     jsonl = output if fmt == "jsonl" else output.with_name(output.name + ".partial.jsonl")
-    writer = ResultWriter(jsonl, resume=resume, overwrite=not resume)
+    from . import __version__
     from .model import CancerLLM
 
     _quiet_loading(quiet or as_json)
     llm = CancerLLM.from_pretrained(model, **(load or {}))
+    # what the results depend on: a resumed run with other settings must not add to the same file
+    run = {"task": kind, "model": model, "base_model": llm.base_model, "adapter_sha256": llm.adapter_sha256,
+           "load": {k: str(v) for k, v in (load or {}).items()}, **(settings or {}),
+           "library_version": __version__}
+    writer = ResultWriter(jsonl, resume=resume, overwrite=not resume, retry_errors=retry_errors, run=run)
     process, columns = build(llm, batch_size)
-    counts = run_job(inputs, process, writer, chunk_size=max(batch_size, 1), validate=check_text,
+    counts = run_job(inputs, process, writer, chunk_size=max(chunk_size or batch_size, 1), validate=check_text,
                      progress=not quiet and not as_json)
+    if counts.pop("interrupted"):
+        _emit({"task": kind, "inputs": len(inputs), **counts, "output": str(jsonl), "interrupted": True},
+              as_json, quiet)
+        typer.echo(f"interrupted: the results so far are in {jsonl}; run the same command again to continue",
+                   err=True)
+        raise typer.Exit(130)
     if fmt != "jsonl":
         if kind == "extract":
             from .formats.results import write_results
@@ -176,7 +188,11 @@ def extract(
     text_column: str = typer.Option("text", help="JSONL field / CSV column holding the text"),
     id_column: str | None = typer.Option(None, help="JSONL field / CSV column holding the id"),
     batch_size: int = typer.Option(32, min=1, help="sequences decoded together"),
+    chunk_size: int | None = typer.Option(None, "--chunk-size", min=1, help="inputs per written chunk (a crash "
+                                          "or Ctrl-C loses at most the chunk in flight; default: the batch size)"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="continue an existing results file"),
+    retry_errors: bool = typer.Option(False, "--retry-errors", help="when resuming, try the inputs that "
+                                      "failed before again"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
     as_json: bool = typer.Option(False, "--json", help="print a JSON summary"),
 ) -> None:
@@ -195,7 +211,9 @@ def extract(
             return (lambda texts: [result_record(r, names) for r in ex.extract_many(texts, as_dataframe=False)]), names
 
         _run_batch("extract", input_path, output, model, text_column, id_column, batch_size, resume, quiet,
-                   as_json, build, load=_load_options(device, dtype, quantization, adapter), fmt=fmt)
+                   as_json, build, load=_load_options(device, dtype, quantization, adapter), fmt=fmt,
+                   chunk_size=chunk_size, retry_errors=retry_errors,
+                   settings={"phenotypes": [q.name for q in questions], "min_confidence": min_confidence})
     except (CancerLLMError, OSError) as exc:
         _fail(exc)
 
@@ -213,7 +231,11 @@ def diagnose(
     id_column: str | None = typer.Option(None, help="JSONL field / CSV column holding the id"),
     batch_size: int = typer.Option(8, min=1, help="notes decoded together"),
     max_new_tokens: int = typer.Option(500, min=1, help="the paper's 500"),
+    chunk_size: int | None = typer.Option(None, "--chunk-size", min=1, help="inputs per written chunk (default: "
+                                          "the batch size)"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="continue an existing results file"),
+    retry_errors: bool = typer.Option(False, "--retry-errors", help="when resuming, try the inputs that "
+                                      "failed before again"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
     as_json: bool = typer.Option(False, "--json", help="print a JSON summary"),
 ) -> None:
@@ -225,7 +247,8 @@ def diagnose(
                 "diagnosis"]
 
         _run_batch("diagnose", input_path, output, model, text_column, id_column, batch_size, resume, quiet,
-                   as_json, build, load=_load_options(device, dtype, quantization, adapter))
+                   as_json, build, load=_load_options(device, dtype, quantization, adapter),
+                   chunk_size=chunk_size, retry_errors=retry_errors, settings={"max_new_tokens": max_new_tokens})
     except (CancerLLMError, OSError) as exc:
         _fail(exc)
 

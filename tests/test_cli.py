@@ -273,6 +273,54 @@ def test_killed_runs_resume_without_losses_or_duplicates(tiny_model_dir, tmp_pat
     assert len(ids) == len(set(ids)) and out.read_bytes().endswith(b"\n")
 
 
+def test_sigint_writes_the_chunk_in_flight_and_exits_130(tiny_model_dir, tmp_path):
+    """Ctrl-C (SIGINT) or SIGTERM: the chunk being generated is finished and written, the process exits 130
+    and says how to continue; the rerun completes with exactly one line per input."""
+    src = _reports(tmp_path / "in", 40)
+    out = tmp_path / "out.jsonl"
+    cmd = [sys.executable, "-m", "cancerllm.cli", "extract", str(src), "-o", str(out), "--model",
+           str(tiny_model_dir), "-p", "grade", "--batch-size", "2", "--chunk-size", "4", "-q"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    interrupted = 0
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        before = out.stat().st_size if out.exists() else 0
+        deadline = time.time() + 60
+        while time.time() < deadline and proc.poll() is None and not (out.exists() and out.stat().st_size > before):
+            time.sleep(0.02)
+        proc.send_signal(sig)
+        err = proc.communicate(timeout=120)[1]
+        if proc.returncode == 0:  # the run ended before the signal arrived
+            break
+        assert proc.returncode == 130 and "run the same command again" in err, (sig, proc.returncode, err)
+        interrupted += 1
+        lines = out.read_text().splitlines()
+        assert lines and len(lines) % 4 == 0 and out.read_bytes().endswith(b"\n")  # whole chunks only
+    assert interrupted >= 1
+    final = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert final.returncode == 0, final.stderr
+    ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
+    assert sorted(ids) == [f"r{i:03d}" for i in range(40)] and len(ids) == len(set(ids))
+
+
+def test_resume_refuses_other_settings_and_retries_errors_on_request(tiny_model_dir, tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id": "a", "text": "left breast G1"}\n{"id": "b", "text": "   "}\n', encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    base = ["extract", str(src), "-o", str(out), "--model", str(tiny_model_dir), "-q"]
+    assert runner.invoke(app, [*base, "-p", "grade"]).exit_code == 0
+    res = runner.invoke(app, [*base, "-p", "laterality"])  # other settings into the same file
+    assert res.exit_code == 2 and "other settings (phenotypes differ)" in res.output
+    # fix the bad row and retry it: the new line supersedes the error, the good row is not redone
+    src.write_text('{"id": "a", "text": "left breast G1"}\n{"id": "b", "text": "right lung G2"}\n', encoding="utf-8")
+    res = runner.invoke(app, [*base, "-p", "grade", "--retry-errors", "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert summary["done_before"] == 1 and summary["processed"] == 1 and summary["errors"] == 0
+    recs = read_results(out)
+    assert set(recs) == {"a", "b"} and "result" in recs["b"] and len(out.read_text().splitlines()) == 3
+
+
 @pytest.fixture
 def train_cfg(tmp_path):
     from cancerllm.training import TrainingConfig

@@ -44,7 +44,7 @@ def test_the_job_runner_streams_100k_rows_in_flat_memory(tmp_path):
 
     writer = ResultWriter(tmp_path / "out.jsonl")
     counts = run_job(rows(), process, writer, chunk_size=CHUNK)
-    assert counts == {"done_before": 0, "processed": n, "errors": 0}
+    assert counts == {"done_before": 0, "processed": n, "errors": 0, "interrupted": 0}
     assert pulled["ahead"] <= CHUNK  # never more than one chunk of inputs held
     growth = rss[n - 1] - rss[20_000]
     print(f"job runner: RSS growth over 80,000 rows {growth / 2**20:.1f} MB")
@@ -53,7 +53,7 @@ def test_the_job_runner_streams_100k_rows_in_flat_memory(tmp_path):
     assert growth < 24 * 2**20, f"RSS grew {growth / 2**20:.1f} MB over 80,000 rows"
     # resume: nothing is done twice, and the file has each id exactly once
     again = run_job(rows(), process, ResultWriter(tmp_path / "out.jsonl"), chunk_size=CHUNK)
-    assert again == {"done_before": n, "processed": 0, "errors": 0}
+    assert again == {"done_before": n, "processed": 0, "errors": 0, "interrupted": 0}
     recs = read_results(tmp_path / "out.jsonl")
     assert len(recs) == n and recs["r000004"]["result"]["grade"] == ["2"]
 
