@@ -162,6 +162,7 @@ def _run_batch(kind: str, input_path: Path, output: Path, model: str, text_colum
         else:
             _write_csv_from_jsonl(jsonl, output, columns)
         jsonl.unlink()
+        jsonl.with_name(jsonl.name + ".run.json").unlink(missing_ok=True)
     _emit({"task": kind, "inputs": len(inputs), **counts, "output": str(output), "format": fmt}, as_json, quiet)
 
 
