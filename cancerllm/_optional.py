@@ -24,6 +24,8 @@ _EXTRAS: dict[str, tuple[str, str]] = {
     "adapters": ("specter2", "adapters"),
     "matplotlib": ("benchmark", "matplotlib"),
     "pyarrow": ("parquet", "pyarrow"),
+    "pyspark": ("spark", "pyspark"),
+    "ray": ("ray", "ray[data]"),
     "fhir.resources": ("fhir", "fhir.resources"),
 }
 

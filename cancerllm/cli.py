@@ -158,12 +158,70 @@ def _run_batch(kind: str, input_path: Path, output: Path, model: str, text_colum
         if kind == "extract":
             from .formats.results import write_results
 
-            write_results(output, fmt, read_results(jsonl), {r.id: r.text for r in inputs}, columns)
+            write_results(output, fmt, read_results(jsonl), {r.id: r.text for r in inputs}, columns, run=run)
         else:
             _write_csv_from_jsonl(jsonl, output, columns)
         jsonl.unlink()
         jsonl.with_name(jsonl.name + ".run.json").unlink(missing_ok=True)
     _emit({"task": kind, "inputs": len(inputs), **counts, "output": str(output), "format": fmt}, as_json, quiet)
+
+
+def _run_distributed(kind: str, engine: str, workers: int, input_path: Path, output: Path, model: str,
+                     text_column: str, id_column: str | None, batch_size: int, resume: bool, quiet: bool,
+                     as_json: bool, load: dict[str, Any], **task: Any) -> None:
+    """``extract``/``diagnose`` on Ray or Spark: OUT is a folder of Parquet part files, exactly once per id."""
+    if engine not in ("ray", "spark"):
+        from .errors import UnknownBackendError
+
+        raise UnknownBackendError("engine", engine, ["local", "ray", "spark"])
+    if output.exists() and not output.is_dir():
+        raise InputError(f"{output}: with --engine {engine} the output is a folder of Parquet files; name a "
+                         "folder (e.g. out.parquet/)")
+    if not resume and output.exists():
+        import shutil
+
+        shutil.rmtree(output)
+    kw = {**task, **load, "batch_size": batch_size, "model": model}
+    if engine == "ray":
+        from .scale import ray as scale_ray
+
+        fn = scale_ray.extract if kind == "extract" else scale_ray.diagnose
+        summary = fn(input_path, output, workers=workers, id_column=id_column or "id", text_column=text_column,
+                     **kw)
+    else:
+        from .scale import spark as scale_spark
+
+        if id_column is not None:
+            kw["id_col"] = id_column
+        summary = scale_spark.run(input_path, output, task=kind, spark=_spark_session(workers),
+                                  text_col=text_column, **kw)
+    _emit({"task": kind, "engine": engine, **{k: str(v) if isinstance(v, Path) else v for k, v in summary.items()}},
+          as_json, quiet)
+
+
+def _spark_session(workers: int) -> Any:
+    """The active Spark session, or a local one with ``workers`` cores (UI off, offline)."""
+    import os
+
+    from ._optional import require
+
+    require("pyspark", feature="--engine spark")
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    import sys
+
+    # the Python workers: this interpreter (its packages), offline
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    builder = SparkSession.builder.master(f"local[{workers}]").appName("cancerllm").config("spark.ui.enabled", "false")
+    for k, v in env.items():
+        os.environ.setdefault(k, v)
+        builder = builder.config(f"spark.executorEnv.{k}", os.environ[k])
+    return builder.getOrCreate()
 
 
 _INPUT_HELP = "a .txt file, a folder of .txt files, or a .jsonl, .json or .csv file"
@@ -180,6 +238,11 @@ def extract(
                                    "the output's suffix"),
     min_confidence: float | None = typer.Option(None, "--min-confidence", min=0.0, max=1.0,
                                                 help="mark answers below this confidence for review"),
+    engine: str = typer.Option("local", "--engine", help="local (this process, crash-safe JSONL job), ray (Ray "
+                               "Data actors) or spark (Spark mapInPandas); ray and spark write OUT as a folder "
+                               "of Parquet part files, exactly once per id"),
+    workers: int = typer.Option(1, "--workers", min=1, help="with --engine ray: actors; spark: local[N] cores "
+                                "when no Spark session is running"),
     model: str = typer.Option("cancerllm-smol", help="model name or path"),
     device: str | None = _DEVICE_OPTION,
     dtype: str = _DTYPE_OPTION,
@@ -202,6 +265,11 @@ def extract(
         from .schema import resolve_phenotypes
 
         questions = resolve_phenotypes(phenotype or None)
+        if engine != "local":
+            _run_distributed("extract", engine, workers, input_path, output, model, text_column, id_column,
+                             batch_size, resume, quiet, as_json, _load_options(device, dtype, quantization, adapter),
+                             phenotypes=[q.name for q in questions], min_confidence=min_confidence)
+            return
 
         def build(llm: Any, bs: int) -> tuple[Any, list[str]]:
             from .formats.results import result_record

@@ -56,7 +56,7 @@ def test_extract_jsonl_and_csv(tiny_model_dir, tmp_path):
                               "-q"])
     assert res.exit_code == 0, res.output
     lines = csv_out.read_text().splitlines()
-    assert lines[0] == "id,grade,needs_review,error,model,adapter_sha256,library_version,created,input_sha256"
+    assert lines[0] == "id,grade,raw_grade,error,needs_review,model,adapter_sha256,library_version,input_sha256"
     assert len(lines) == 4 and not list(tmp_path.glob("*.partial.jsonl"))
 
 

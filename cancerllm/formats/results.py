@@ -72,23 +72,36 @@ def results_from_records(records: Mapping[str, Mapping[str, Any]]) -> tuple[list
     return ids, out
 
 
-def _flat_rows(ids: Sequence[str], results: Sequence[PhenotypeResult], names: Sequence[str]) -> list[dict[str, Any]]:
+def _flat_rows(ids: Sequence[str], results: Sequence[PhenotypeResult], names: Sequence[str],
+               texts: Mapping[str, str], run: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per result with the columns of :class:`cancerllm.scale.BatchExtractor` (the same rows whichever
+    engine ran the job); rows that failed get the model and input hash from ``run`` and ``texts``."""
+    import hashlib
+
+    from ..scale.predictor import error_reason
+
     rows = []
     for rid, r in zip(ids, results):
-        row: dict[str, Any] = {"id": rid, **r.as_dict(names), "needs_review": r.needs_review if not r.error else None,
-                               "error": r.error}
         p = r.provenance
-        row.update(model=p.model if p else None, adapter_sha256=p.adapter_sha256 if p else None,
-                   library_version=p.library_version if p else None, created=p.created if p else None,
-                   input_sha256=p.input_sha256 if p else None)
+        text = texts.get(rid)
+        row: dict[str, Any] = {"id": rid, **r.as_dict(names)}
+        row.update({f"raw_{n}": r.raw.get(n) for n in names})
+        row.update(error=error_reason(r.error), needs_review=None if r.error else r.needs_review,
+                   model=p.model if p else run.get("base_model"),
+                   adapter_sha256=p.adapter_sha256 if p else run.get("adapter_sha256"),
+                   library_version=p.library_version if p else run.get("library_version"),
+                   input_sha256=p.input_sha256 if p else (
+                       hashlib.sha256(text.encode("utf-8")).hexdigest() if isinstance(text, str) else None))
         rows.append(row)
     return rows
 
 
 def write_results(path: str | os.PathLike[str], fmt: str, records: Mapping[str, Mapping[str, Any]],
-                  texts: Mapping[str, str], names: Sequence[str]) -> Path:
+                  texts: Mapping[str, str], names: Sequence[str], run: Mapping[str, Any] | None = None) -> Path:
     """Write job lines ``records`` (by id) as ``fmt`` to ``path`` (atomically); ``texts`` are the reports by
-    id (FHIR and OMOP quote the evidence from them)."""
+    id (FHIR and OMOP quote the evidence from them); ``run`` (``base_model``, ``adapter_sha256``,
+    ``library_version``) fills those columns of rows that failed."""
+    run = run or {}
     out = Path(path)
     tmp = out.with_name(f"{out.stem}.tmp{out.suffix}")  # the same suffix: writers choose by it
     ids, results = results_from_records(records)
@@ -96,7 +109,7 @@ def write_results(path: str | os.PathLike[str], fmt: str, records: Mapping[str, 
         import csv
 
         with open(tmp, "w", newline="", encoding="utf-8") as f:
-            rows = _flat_rows(ids, results, names)
+            rows = _flat_rows(ids, results, names, texts, run)
             w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["id", *names, "error"])
             w.writeheader()
             for row in rows:
@@ -107,7 +120,16 @@ def write_results(path: str | os.PathLike[str], fmt: str, records: Mapping[str, 
 
         pd = require("pandas", feature="Parquet output")
         require("pyarrow", feature="Parquet output")
-        pd.DataFrame(_flat_rows(ids, results, names)).to_parquet(tmp, index=False)
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        rows = _flat_rows(ids, results, names, texts, run)
+        cols = list(rows[0]) if rows else ["id", *names]
+        # the Arrow types of the Ray and Spark outputs: answers list<string>, needs_review bool, the rest strings
+        schema = pa.schema([pa.field(c, pa.list_(pa.string()) if c in names else
+                                     pa.bool_() if c == "needs_review" else pa.string()) for c in cols])
+        frame = pd.DataFrame({c: pd.Series([r[c] for r in rows], dtype=object) for c in cols})
+        pq.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False), tmp)
     elif fmt == "fhir":
         from .fhir import to_fhir_bundle
 

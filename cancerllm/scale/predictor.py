@@ -7,26 +7,37 @@ Ray Data and Spark both call them the way their users expect::
                    batch_size=64, batch_format="pandas")
     df.mapInPandas(lambda it: (BatchExtractor(...)(b) for b in it), schema=BatchExtractor(...).spark_schema())
 
-Rows are the same whichever engine runs them (and the same as ``extract_many``): ``id``, one column per
-phenotype (a list of strings, None for "Not relevant"), ``raw_<phenotype>`` (the raw answers), ``error``
-(None, or why the row could not be processed), ``needs_review``, ``model``, ``library_version`` and
+Rows are the same whichever engine runs them (and the same as ``extract_many``, and as ``cancerllm extract
+-o OUT.parquet`` writes locally): ``id``, one column per phenotype (a list of strings, None for "Not
+relevant"), ``raw_<phenotype>`` (the raw answers), ``error`` (None, or why the row could not be processed,
+without the row's place), ``needs_review``, ``model``, ``adapter_sha256``, ``library_version`` and
 ``input_sha256``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import InputError
 
-__all__ = ["BatchDiagnoser", "BatchExtractor"]
+__all__ = ["BatchDiagnoser", "BatchExtractor", "error_reason"]
 
 # one loaded model per worker process and settings, shared by every predictor object there
 _MODELS: dict[tuple[Any, ...], Any] = {}
 _LOCK = threading.Lock()
+
+
+_WHERE = re.compile(r"^(?:row \S+|\S*:\d+): ")
+
+
+def error_reason(message: str | None) -> str | None:
+    """An error message without the place it names (``row 3: ``, ``reports.csv:7: ``), so that the same bad
+    input gives the same text whichever engine, batch or file position it came through."""
+    return _WHERE.sub("", message, count=1) if message else message
 
 
 def _version() -> str:
@@ -134,7 +145,7 @@ class BatchExtractor(_BatchPredictor):
     def columns(self) -> list[str]:
         """The output columns, in order."""
         return (["id", *self.phenotypes, *[f"raw_{p}" for p in self.phenotypes], "error", "needs_review",
-                 "model", "library_version", "input_sha256"])
+                 "model", "adapter_sha256", "library_version", "input_sha256"])
 
     def spark_schema(self) -> str:
         """The output columns as a Spark DDL schema (phenotypes as ``array<string>``)."""
@@ -157,9 +168,10 @@ class BatchExtractor(_BatchPredictor):
             for p in self.phenotypes:
                 rows[p].append(r.get(p))
                 rows[f"raw_{p}"].append(r.raw.get(p))
-            rows["error"].append(r.error)
+            rows["error"].append(error_reason(r.error))
             rows["needs_review"].append(None if r.error else r.needs_review)
             rows["model"].append(llm.base_model or self.model)
+            rows["adapter_sha256"].append(llm.adapter_sha256)
             rows["library_version"].append(_version())
             rows["input_sha256"].append(self._hash(text))
         return rows
@@ -176,7 +188,7 @@ class BatchDiagnoser(_BatchPredictor):
 
     def columns(self) -> list[str]:
         """The output columns, in order."""
-        return ["id", "diagnosis", "raw", "error", "model", "library_version", "input_sha256"]
+        return ["id", "diagnosis", "raw", "error", "model", "adapter_sha256", "library_version", "input_sha256"]
 
     def spark_schema(self) -> str:
         """The output columns as a Spark DDL schema."""
@@ -196,8 +208,9 @@ class BatchDiagnoser(_BatchPredictor):
             rows["id"].append(rid)
             rows["diagnosis"].append(None if d.error else d.text)
             rows["raw"].append(None if d.error else d.raw)
-            rows["error"].append(d.error)
+            rows["error"].append(error_reason(d.error))
             rows["model"].append(llm.base_model or self.model)
+            rows["adapter_sha256"].append(llm.adapter_sha256)
             rows["library_version"].append(_version())
             rows["input_sha256"].append(self._hash(text))
         return rows

@@ -178,7 +178,7 @@ def test_excel_csv_through_the_extract_command(tiny_model_dir, excel_csv, tmp_pa
     else:
         table = read_records(out)
         assert [t["id"] for t in table] == [i for i, _ in ROWS]
-        assert list(table[0])[:4] == ["id", "grade", "needs_review", "error"]
+        assert list(table[0])[:5] == ["id", "grade", "raw_grade", "error", "needs_review"]
         assert [t["input_sha256"] for t in table] == [hashlib.sha256(t.encode("utf-8")).hexdigest() for _, t in ROWS]
 
 

@@ -188,3 +188,12 @@ def test_diagnose_parquet_then_dataset_source_resumes(ray_local, tiny_model_dir,
     assert [r for r in rows if r["id"] == "r07"][0]["error"]
     with pytest.raises(Exception, match="folder"):
         cray.diagnose(ds, src, **kw)
+
+
+def test_cli_engine_ray_gives_the_local_rows(ray_local, tiny_model_dir, tmp_path):
+    """`cancerllm extract --engine ray` and `--engine local` (.parquet) write the same rows."""
+    from tests.scale._cli_engines import engine_rows
+
+    local, ray_rows = engine_rows(tiny_model_dir, tmp_path, ["local", "ray"])
+    assert local == ray_rows and [r["id"] for r in local] == ["a1", "b2", "c3", "d4"]
+    assert local[1]["error"].startswith("the text is empty") and local[1]["grade"] is None

@@ -204,3 +204,11 @@ def test_only_loopback_is_allowed():
             s.connect(("192.0.2.1", 80))
     finally:
         s.close()
+
+
+def test_cli_engine_spark_gives_the_local_rows(spark, tiny_model_dir, tmp_path):
+    """`cancerllm extract --engine spark` and `--engine local` (.parquet) write the same rows."""
+    from tests.scale._cli_engines import engine_rows
+
+    local, spark_rows = engine_rows(tiny_model_dir, tmp_path, ["local", "spark"])
+    assert local == spark_rows and [r["id"] for r in local] == ["a1", "b2", "c3", "d4"]
