@@ -173,7 +173,7 @@ def test_excel_csv_through_the_extract_command(tiny_model_dir, excel_csv, tmp_pa
         assert list(recs) == [i for i, _ in ROWS]
         assert all(set(r) == {"id", "result"} and "grade" in r["result"] for r in recs.values())
         # the provenance of each result is the hash of exactly the text that was read
-        for (rid, text), rec in zip(ROWS, recs.values()):
+        for (_rid, text), rec in zip(ROWS, recs.values()):
             assert rec["result"]["provenance"]["input_sha256"] == hashlib.sha256(text.encode("utf-8")).hexdigest()
     else:
         table = read_records(out)
