@@ -4,7 +4,7 @@ import sys
 import pytest
 
 HEAVY = ["torch", "transformers", "peft", "faiss", "sentence_transformers", "bitsandbytes", "accelerate",
-         "pandas", "sacrebleu", "rouge_score", "nltk", "vllm", "gguf", "fhir", "pyarrow"]
+         "pandas", "sacrebleu", "rouge_score", "nltk", "vllm", "gguf", "fhir", "pyarrow", "ray", "pyspark"]
 
 
 def _loaded_after(stmt: str) -> set[str]:
