@@ -300,6 +300,9 @@ def diagnose(
     id_column: str | None = typer.Option(None, help="JSONL field / CSV column holding the id"),
     batch_size: int = typer.Option(8, min=1, help="notes decoded together"),
     max_new_tokens: int = typer.Option(500, min=1, help="the paper's 500"),
+    engine: str = typer.Option("local", "--engine", help="local, ray or spark (as for extract; ray and spark write "
+                               "OUT as a folder of Parquet part files)"),
+    workers: int = typer.Option(1, "--workers", min=1, help="with --engine ray: actors; spark: local[N] cores"),
     chunk_size: int | None = typer.Option(None, "--chunk-size", min=1, help="inputs per written chunk (default: "
                                           "the batch size)"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="continue an existing results file"),
@@ -310,6 +313,12 @@ def diagnose(
 ) -> None:
     """Generate cancer diagnoses from notes or reports."""
     try:
+        if engine != "local":
+            _run_distributed("diagnose", engine, workers, input_path, output, model, text_column, id_column,
+                             batch_size, resume, quiet, as_json, _load_options(device, dtype, quantization, adapter),
+                             max_new_tokens=max_new_tokens)
+            return
+
         def build(llm: Any, bs: int) -> tuple[Any, list[str]]:
             gen = llm.diagnosis_generator(batch_size=bs, max_new_tokens=max_new_tokens, progress=False)
             return (lambda texts: [{"diagnosis": d.text} for d in gen.generate_many(texts, as_dataframe=False)]), [

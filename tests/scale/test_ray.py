@@ -197,3 +197,20 @@ def test_cli_engine_ray_gives_the_local_rows(ray_local, tiny_model_dir, tmp_path
     local, ray_rows = engine_rows(tiny_model_dir, tmp_path, ["local", "ray"])
     assert local == ray_rows and [r["id"] for r in local] == ["a1", "b2", "c3", "d4"]
     assert local[1]["error"].startswith("the text is empty") and local[1]["grade"] is None
+
+
+def test_cli_diagnose_on_ray(ray_local, tiny_model_dir, tmp_path):
+    import json as _json
+
+    from typer.testing import CliRunner
+
+    from cancerllm.cli import app
+
+    src = tmp_path / "notes.jsonl"
+    src.write_text("".join(_json.dumps({"id": f"n{i}", "text": t}) + "\n"
+                           for i, t in enumerate(["cough and weight loss", "", "a mass in the left breast"])))
+    res = CliRunner().invoke(app, ["diagnose", str(src), "--model", str(tiny_model_dir), "--max-new-tokens", "4",
+                                   "-o", str(tmp_path / "dx.parquet"), "--engine", "ray", "-q"])
+    assert res.exit_code == 0, res.output
+    frame = pd.read_parquet(tmp_path / "dx.parquet").sort_values("id")
+    assert list(frame["id"]) == ["n0", "n1", "n2"] and frame["error"].notna().tolist() == [False, True, False]
