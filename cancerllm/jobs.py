@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DataFormatError, InputError
+from .tasks._common import chunked
 
 __all__ = ["ResultWriter", "read_results", "run_job"]
 
@@ -142,17 +143,6 @@ class ResultWriter:
         self.done.update(batch)
 
 
-def _chunked(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
-    chunk: list[Any] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 def run_job(
     inputs: Iterable[Any],
     process: Any,
@@ -186,7 +176,7 @@ def run_job(
         total = len(inputs) - len(writer.done) if hasattr(inputs, "__len__") else None
         bar = tqdm(total=total, desc="reports", unit="report")
     with _graceful_stop() as stop:
-        for chunk in _chunked((r for r in inputs if not writer.is_done(r.id)), max(1, int(chunk_size))):
+        for chunk in chunked((r for r in inputs if not writer.is_done(r.id)), max(1, int(chunk_size))):
             _run_chunk(chunk, process, writer, validate, counts)
             if bar is not None:
                 bar.update(len(chunk))

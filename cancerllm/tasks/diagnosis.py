@@ -9,7 +9,7 @@ from .._constants import DIAGNOSIS_MAX_NEW_TOKENS
 from ..engine.base import GenerationSettings, PromptGroup
 from ..errors import InputError
 from ..schema import DIAGNOSIS_INSTRUCTION, ClinicalNote, Diagnosis, Example
-from ._common import as_text_list, check_text, in_order, row_names, split_bad_rows, warn_truncated
+from ._common import as_text_list, check_text, chunked, in_order, row_names, split_bad_rows, warn_truncated
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..model import CancerLLM
@@ -150,13 +150,7 @@ class DiagnosisGenerator:
             raise InputError("iter_generate takes an iterable of notes; for a single note use generate()")
         if int(chunk_size) < 1:
             raise InputError(f"chunk_size must be at least 1, got {chunk_size!r}")
-        chunk: list[Any] = []
-        for note in notes:
-            chunk.append(note)
-            if len(chunk) >= chunk_size:
-                yield from self.generate_many(chunk, as_dataframe=False, progress=False, errors=errors)
-                chunk = []
-        if chunk:
+        for chunk in chunked(notes, int(chunk_size)):
             yield from self.generate_many(chunk, as_dataframe=False, progress=False, errors=errors)
 
     def _run(self, contexts: list[str], ids: list[str] | None, *, progress: bool) -> list[Diagnosis]:

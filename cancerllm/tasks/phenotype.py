@@ -13,6 +13,7 @@ from ..schema import PHENOTYPE_INSTRUCTION, Example, PhenotypeQuestion, Phenotyp
 from ._common import (
     as_text_list,
     check_text,
+    chunked,
     in_order,
     row_names,
     split_bad_rows,
@@ -282,14 +283,7 @@ class PhenotypeExtractor:
             raise InputError("iter_extract takes an iterable of texts; for a single text use extract()")
         if int(chunk_size) < 1:
             raise InputError(f"chunk_size must be at least 1, got {chunk_size!r}")
-        chunk: list[Any] = []
-        for text in texts:
-            chunk.append(text)
-            if len(chunk) >= chunk_size:
-                yield from self.extract_many(chunk, phenotypes=phenotypes, as_dataframe=False, progress=False,
-                                             errors=errors, min_confidence=min_confidence)
-                chunk = []
-        if chunk:
+        for chunk in chunked(texts, int(chunk_size)):
             yield from self.extract_many(chunk, phenotypes=phenotypes, as_dataframe=False, progress=False,
                                          errors=errors, min_confidence=min_confidence)
 
