@@ -168,12 +168,14 @@ def _run_batch(kind: str, input_path: Path, output: Path, model: str, text_colum
 
 def _run_distributed(kind: str, engine: str, workers: int, input_path: Path, output: Path, model: str,
                      text_column: str, id_column: str | None, batch_size: int, resume: bool, quiet: bool,
-                     as_json: bool, load: dict[str, Any], **task: Any) -> None:
+                     as_json: bool, load: dict[str, Any], fmt: str | None = None, chunk_size: int | None = None,
+                     retry_errors: bool = False, **task: Any) -> None:
     """``extract``/``diagnose`` on Ray or Spark: OUT is a folder of Parquet part files, exactly once per id."""
     if engine not in ("ray", "spark"):
-        from .errors import UnknownBackendError
-
         raise UnknownBackendError("engine", engine, ["local", "ray", "spark"])
+    if fmt not in (None, "parquet") or retry_errors or chunk_size is not None:
+        raise InputError(f"--format, --chunk-size and --retry-errors apply to --engine local; with --engine {engine} "
+                         "the output is a folder of Parquet part files, resumed by id")
     if output.exists() and not output.is_dir():
         raise InputError(f"{output}: with --engine {engine} the output is a folder of Parquet files; name a "
                          "folder (e.g. out.parquet/)")
@@ -268,6 +270,7 @@ def extract(
         if engine != "local":
             _run_distributed("extract", engine, workers, input_path, output, model, text_column, id_column,
                              batch_size, resume, quiet, as_json, _load_options(device, dtype, quantization, adapter),
+                             fmt=fmt, chunk_size=chunk_size, retry_errors=retry_errors,
                              phenotypes=[q.name for q in questions], min_confidence=min_confidence)
             return
 
@@ -316,7 +319,7 @@ def diagnose(
         if engine != "local":
             _run_distributed("diagnose", engine, workers, input_path, output, model, text_column, id_column,
                              batch_size, resume, quiet, as_json, _load_options(device, dtype, quantization, adapter),
-                             max_new_tokens=max_new_tokens)
+                             chunk_size=chunk_size, retry_errors=retry_errors, max_new_tokens=max_new_tokens)
             return
 
         def build(llm: Any, bs: int) -> tuple[Any, list[str]]:

@@ -102,6 +102,8 @@ def test_bad_rows_become_error_records(tiny_model_dir, tmp_path):
         (["extract", "{csv}", "-o", "x.jsonl", "--text-column", "body"], 2, "no column 'body'"),
         (["extract", "{csv}", "-o", "x.txt"], 2, "cannot tell the format"),
         (["extract", "{csv}", "-o", "x.jsonl", "--format", "xml"], 2, "unknown output format 'xml'"),
+        (["extract", "{csv}", "-o", "x.parquet", "--engine", "ray", "--format", "fhir"], 2, "apply to --engine local"),
+        (["extract", "{csv}", "-o", "x.parquet", "--engine", "dask"], 2, "known engines"),
         (["extract", "{csv}", "-o", "x.jsonl", "-p", "colour"], 2, "unknown phenotype 'colour'"),
         (["extract", "{csv}", "-o", "x.jsonl", "-p", "her2"], 2, "known phenotypes: grade, histological_type"),
         (["extract", "{csv}", "-o", "x.jsonl", "--id-column", "pid"], 2, "no id column 'pid'"),

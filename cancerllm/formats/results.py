@@ -123,11 +123,11 @@ def write_results(path: str | os.PathLike[str], fmt: str, records: Mapping[str, 
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        from ..scale.predictor import arrow_schema
+
         rows = _flat_rows(ids, results, names, texts, run)
         cols = list(rows[0]) if rows else ["id", *names]
-        # the Arrow types of the Ray and Spark outputs: answers list<string>, needs_review bool, the rest strings
-        schema = pa.schema([pa.field(c, pa.list_(pa.string()) if c in names else
-                                     pa.bool_() if c == "needs_review" else pa.string()) for c in cols])
+        schema = arrow_schema(cols, names)  # the schema of the Ray and Spark outputs
         frame = pd.DataFrame({c: pd.Series([r[c] for r in rows], dtype=object) for c in cols})
         pq.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False), tmp)
     elif fmt == "fhir":

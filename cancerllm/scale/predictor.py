@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import InputError
 
-__all__ = ["BatchDiagnoser", "BatchExtractor", "error_reason"]
+__all__ = ["BatchDiagnoser", "BatchExtractor", "arrow_schema", "error_reason"]
 
 # one loaded model per worker process and settings, shared by every predictor object there
 _MODELS: dict[tuple[Any, ...], Any] = {}
@@ -38,6 +38,15 @@ def error_reason(message: str | None) -> str | None:
     """An error message without the place it names (``row 3: ``, ``reports.csv:7: ``), so that the same bad
     input gives the same text whichever engine, batch or file position it came through."""
     return _WHERE.sub("", message, count=1) if message else message
+
+
+def arrow_schema(columns: Sequence[str], lists: Sequence[str] = ()) -> Any:
+    """The Arrow schema of result rows: ``lists`` (the answer columns) ``list<string>``, ``needs_review``
+    boolean, every other column a string; the one schema of every Parquet output (local, Ray, Spark)."""
+    import pyarrow as pa
+
+    return pa.schema([pa.field(c, pa.list_(pa.string()) if c in lists else
+                               pa.bool_() if c == "needs_review" else pa.string()) for c in columns])
 
 
 def _version() -> str:
@@ -115,6 +124,14 @@ class _BatchPredictor:
     def predict(self, ids: Sequence[str], texts: Sequence[Any]) -> dict[str, list[Any]]:
         """The result columns of ``texts`` (ids kept), as a dict of lists."""
         raise NotImplementedError
+
+    def columns(self) -> list[str]:
+        """The output columns, in order."""
+        raise NotImplementedError
+
+    def arrow_schema(self) -> Any:
+        """The output columns as an Arrow schema (see :func:`arrow_schema`)."""
+        return arrow_schema(self.columns(), getattr(self, "phenotypes", ()))
 
     @staticmethod
     def _hash(text: Any) -> str | None:

@@ -13,7 +13,7 @@ The plain Ray idiom works as well (no helper)::
                    batch_size=16, batch_format="pandas")
 
 **Output.** ``output`` is a *folder* (created when missing) of ``part-<n>-<uuid>.parquet`` files, all with
-the same Arrow schema (:func:`arrow_schema`); ``pandas.read_parquet(output)`` or
+the same Arrow schema (:meth:`BatchExtractor.arrow_schema`); ``pandas.read_parquet(output)`` or
 ``ray.data.read_parquet(output)`` read it whole.  A ``_SUCCESS`` file is written when every input has a row.
 
 **Exactly once.** Results stream back to the driver, which commits them ``rows_per_file`` rows at a time:
@@ -41,7 +41,7 @@ from typing import Any
 from ..errors import InputError
 from .predictor import BatchDiagnoser, BatchExtractor, _BatchPredictor
 
-__all__ = ["arrow_schema", "completed_ids", "diagnose", "extract", "init"]
+__all__ = ["completed_ids", "diagnose", "extract", "init"]
 
 _SUCCESS = "_SUCCESS"
 
@@ -61,19 +61,6 @@ def init(**kwargs: Any) -> Any:
         kwargs.setdefault("include_dashboard", False)
         ray.init(**kwargs)
     return ray
-
-
-def arrow_schema(predictor: _BatchPredictor) -> Any:
-    """The Arrow schema of ``predictor``'s output: phenotypes ``list<string>``, ``needs_review`` bool, the
-    rest strings."""
-    import pyarrow as pa
-
-    lists = set(getattr(predictor, "phenotypes", []))
-    fields = []
-    for c in predictor.columns():
-        t = pa.list_(pa.string()) if c in lists else pa.bool_() if c == "needs_review" else pa.string()
-        fields.append(pa.field(c, t))
-    return pa.schema(fields)
 
 
 def _parts(folder: Path) -> list[Path]:
@@ -154,7 +141,7 @@ def _run(cls: type[_BatchPredictor], source: Any, output: str | os.PathLike[str]
     ctor = {"model": str(model), "batch_size": int(batch_size), "id_column": id_column,
             "text_column": text_column, **predictor_kwargs}
     predictor = cls(**ctor)  # validates the settings here, before any cluster work (no model is loaded)
-    schema = arrow_schema(predictor)
+    schema = predictor.arrow_schema()
     folder = _folder(output, resume)
     done = completed_ids(folder) if resume else set()
     skipped = len(done)

@@ -202,7 +202,7 @@ def run(input_path: str | os.PathLike[str], output: str | os.PathLike[str], *, t
         else:
             predictor = BatchDiagnoser(model, batch_size=batch_size, **predictor_kwargs)
         schema = predictor.spark_schema()
-        arrow_schema = _arrow_schema(predictor)
+        arrow_schema = predictor.arrow_schema()
         # slices by a hash of the id: deterministic, and any split of the remaining ids is correct
         sliced = todo.withColumn("_slice", F.pmod(F.xxhash64("id"), F.lit(max(n_slices, 1))))
         written, new_parts = 0, 0
@@ -226,11 +226,3 @@ def run(input_path: str | os.PathLike[str], output: str | os.PathLike[str], *, t
         todo.unpersist()
     return {"output": str(out), "total": total, "skipped": total - remaining, "written": written,
             "parts": new_parts}
-
-
-def _arrow_schema(predictor: Any) -> Any:
-    import pyarrow as pa
-
-    types = {"needs_review": pa.bool_()}
-    types.update({p: pa.list_(pa.string()) for p in getattr(predictor, "phenotypes", [])})
-    return pa.schema([(c, types.get(c, pa.string())) for c in predictor.columns()])
