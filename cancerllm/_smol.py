@@ -14,7 +14,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ._constants import SMOL_ADAPTER_RESOURCE, SMOL_CACHE_SUBDIR, SMOL_GGUF_FILE, SMOL_GGUF_PACKAGE
+from ._constants import (
+    SMOL_ADAPTER_RESOURCE,
+    SMOL_CACHE_SUBDIR,
+    SMOL_GGUF_FILE,
+    SMOL_GGUF_PACKAGE,
+    SMOL_V1_ADAPTER_RESOURCE,
+)
 from .errors import MissingDependencyError, ModelLoadError
 
 logger = logging.getLogger(__name__)
@@ -97,10 +103,11 @@ def _drop_gguf_quantization(config_path: Path) -> None:
     os.replace(tmp, config_path)
 
 
-def packaged_adapter_dir() -> Path | None:
-    """The CancerLLM-Smol adapter shipped inside the package, if this build has one."""
+def packaged_adapter_dir(version: str = "current") -> Path | None:
+    """The CancerLLM-Smol adapter shipped inside the package, if this build has one (``version="v1"``: the
+    first release, kept for comparison)."""
     from importlib.resources import files
 
-    res = files("cancerllm") / "_resources" / SMOL_ADAPTER_RESOURCE
+    res = files("cancerllm") / "_resources" / (SMOL_V1_ADAPTER_RESOURCE if version == "v1" else SMOL_ADAPTER_RESOURCE)
     path = Path(str(res))
     return path if (path / "adapter_config.json").is_file() else None

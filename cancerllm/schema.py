@@ -392,5 +392,22 @@ class Diagnosis(BaseModel):
     id: str | None = None
     error: str | None = None
 
+    @property
+    def icd_10(self) -> str | None:
+        """The ICD-10-CM code the model wrote after the diagnosis, as in ``"Lung Adenocarcinoma, Upper Lobe
+        (C34.1)"`` (CancerLLM-Smol v2 answers so); None when there is none."""
+        m = _CODED_RE.search(self.text)
+        return m.group("code").upper() if m else None
+
+    @property
+    def description(self) -> str:
+        """The diagnosis without its trailing ICD-10-CM code."""
+        m = _CODED_RE.search(self.text)
+        return self.text[:m.start()].rstrip() if m else self.text
+
     def __str__(self) -> str:
         return self.text
+
+
+#: A trailing ICD-10-CM neoplasm code in parentheses: ``"... (C50.3)"``.
+_CODED_RE = re.compile(r"\s*\((?P<code>[CD]\d{2}(?:\.\d{1,4})?)\)\s*$", re.I)

@@ -1,6 +1,10 @@
 """Train CancerLLM-Smol, the library's embedded default, with the library's own pipeline.
 
-    python benchmarks/smol/train_smol.py [--data ../shared/data/tcga/tcga_reports_dev.jsonl] [--install]
+    python benchmarks/smol/train_smol.py [--version v2] [--data ../shared/data/tcga/tcga_reports_dev.jsonl] [--install]
+
+v2 (the default since 0.2): warm-started from v1, the whole training side, stage answers as
+``{pT, pN, pM, group}`` and diagnoses with their ICD-10-CM code (``sft_v2.yaml``; no phase 1 of its own: v1's
+is inside the warm start).  v1 (``--version v1``): the steps below with ``pretrain.yaml`` and ``sft.yaml``.
 
 1. split the file by patient (:func:`cancerllm.benchmark.split.split_records`, 20% validation, fixed salt);
    only the training part is used below;
@@ -28,10 +32,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 OUT = ROOT / "benchmarks" / "out" / "smol"
 PACKAGE_ADAPTER = ROOT / "cancerllm" / "_resources" / "cancerllm-smol-adapter"
+V1_ADAPTER = ROOT / "cancerllm" / "_resources" / "cancerllm-smol-v1-adapter"
 DIAGNOSIS_SHARE = 0.4
 
 
-def build_data(data_file: Path) -> dict[str, int]:
+def build_data(data_file: Path, *, version: str = "v2") -> dict[str, int]:
     from cancerllm.benchmark.split import split_records
     from cancerllm.data import (
         read_tcga,
@@ -49,7 +54,7 @@ def build_data(data_file: Path) -> dict[str, int]:
     examples = tcga_to_phenotype_examples(train)
     rng = random.Random(42)
     diag_records = [r for r in train if rng.random() < DIAGNOSIS_SHARE]
-    examples += tcga_to_diagnosis_examples(diag_records)
+    examples += tcga_to_diagnosis_examples(diag_records, target="text+icd_10" if version == "v2" else "text")
     write_examples(examples, d / "sft_train.jsonl")
     (d / "split.json").write_text(json.dumps({"train": [r.patient_id for r in train],
                                               "validation": [r.patient_id for r in val]}, indent=1))
@@ -60,6 +65,7 @@ def build_data(data_file: Path) -> dict[str, int]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "tcga" / "tcga_reports_dev.jsonl"))
+    ap.add_argument("--version", choices=["v1", "v2"], default="v2", help="which recipe (default v2)")
     ap.add_argument("--install", action="store_true", help="copy the stacked adapter into the package")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = ap.parse_args(argv)
@@ -73,18 +79,27 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     from cancerllm.training import TrainingConfig, instruction_tune, pretrain, stack_adapters
 
-    print("data:", build_data(Path(args.data)), flush=True)
-    pt_cfg = TrainingConfig.from_yaml(HERE / "pretrain.yaml")
-    if not (Path(pt_cfg.output_dir) / "train_results.json").is_file():
-        pretrain(pt_cfg)
-    sft_cfg = TrainingConfig.from_yaml(HERE / "sft.yaml")
+    global OUT
+    if args.version == "v2":
+        OUT = ROOT / "benchmarks" / "out" / "smol-v2"
+    print("data:", build_data(Path(args.data), version=args.version), flush=True)
+    if args.version == "v1":
+        pt_cfg = TrainingConfig.from_yaml(HERE / "pretrain.yaml")
+        if not (Path(pt_cfg.output_dir) / "train_results.json").is_file():
+            pretrain(pt_cfg)
+        first, first_name = Path(pt_cfg.output_dir), "pretrain"
+        sft_cfg = TrainingConfig.from_yaml(HERE / "sft.yaml")
+    else:
+        first, first_name = V1_ADAPTER, "v1"
+        sft_cfg = TrainingConfig.from_yaml(HERE / "sft_v2.yaml")
     if not (Path(sft_cfg.output_dir) / "train_results.json").is_file():
         instruction_tune(sft_cfg)
-    stacked = stack_adapters([pt_cfg.output_dir, sft_cfg.output_dir], OUT / "cancerllm-smol-adapter",
+    stacked = stack_adapters([first, sft_cfg.output_dir], OUT / "cancerllm-smol-adapter",
                              base_model="cancerllm-smol", dtype="float16")
     for name in ("train_results.json", "training_config.yaml"):
         shutil.copy2(Path(sft_cfg.output_dir) / name, stacked / f"sft_{name}")
-        shutil.copy2(Path(pt_cfg.output_dir) / name, stacked / f"pretrain_{name}")
+        if (first / name).is_file():
+            shutil.copy2(first / name, stacked / f"{first_name}_{name}")
     shutil.copy2(ROOT / "docs" / "cancerllm-smol.md", stacked / "README.md")  # the model card
     size = (stacked / "adapter_model.safetensors").stat().st_size
     print(f"stacked adapter: {stacked} ({size / 1e6:.1f} MB)", flush=True)

@@ -335,8 +335,11 @@ NORMALIZERS: dict[str, Callable[[str], str]] = {
     Phenotype.GRADE.value: normalize_grade,
 }
 
-#: Phenotypes whose answer is a set: predicted and gold must match as whole sets.
-SET_PHENOTYPES: frozenset[str] = frozenset({Phenotype.RECEPTORS.value, Phenotype.RECEPTOR_STATUS.value})
+#: Phenotypes whose answer is a set: predicted and gold must match as whole sets (the stage answer is the
+#: set of T, N, M items and the group, as in the CancerLLM paper; its parts are scored one by one in
+#: :mod:`cancerllm.benchmark.fields`).
+SET_PHENOTYPES: frozenset[str] = frozenset(
+    {Phenotype.RECEPTORS.value, Phenotype.RECEPTOR_STATUS.value, Phenotype.STAGE.value})
 
 
 def _key(phenotype: Phenotype | str) -> str:

@@ -51,6 +51,34 @@ def _results(systems: Mapping[str, Any], key: str) -> dict[str, EvaluationResult
     return {name: EvaluationResult.model_validate(s[key]) for name, s in systems.items() if s.get(key)}
 
 
+def _fields_table(systems: Mapping[str, Any]) -> str | None:
+    """Per-field accuracy of every system (value-bearing fields; "Not relevant" as its own last row)."""
+    from .fields import FIELD_LABELS, MACRO_FIELDS
+
+    names = [n for n, s in systems.items() if (s.get("fields") or {}).get("fields")]
+    if not names:
+        return None
+
+    def cell(f: Mapping[str, Any] | None) -> str:
+        if not f:
+            return "-"
+        txt = _pct(f["value"], f.get("ci"))
+        if f.get("answered") is not None and f["answered"] < f["n"] and f.get("precision") is not None:
+            txt += f" (precision {100 * f['precision']:.1f}, {f['answered']} answered)"
+        return txt
+
+    rows = [["**macro-average (value-bearing)**", "-"]
+            + [_pct(systems[n]["fields"]["macro"]["value"], systems[n]["fields"]["macro"].get("ci")) for n in names]]
+    for key, label in FIELD_LABELS.items():
+        per = [systems[n]["fields"]["fields"].get(key) for n in names]
+        if not any(per):
+            continue
+        n_cases = next(f["n"] for f in per if f)
+        mark = "" if key in MACRO_FIELDS or key == "not_relevant" else " (not in the macro)"
+        rows.append([label + mark, str(n_cases), *[cell(f) for f in per]])
+    return _table(["Field", "n", *names], rows, align_right_from=1)
+
+
 # ------------------------------------------------------------------------------------------------ tables
 def tables(results: Mapping[str, Any]) -> dict[str, str]:
     """The Markdown tables of a result dict, by file stem."""
@@ -59,11 +87,18 @@ def tables(results: Mapping[str, Any]) -> dict[str, str]:
 
     rows = []
     for name, s in systems.items():
-        ev, acc = s.get("phenotype") or {}, s["phenotype_accuracy"]["overall"]
-        rows.append([name, _pct(acc["value"], acc["ci"]), *_f1s(ev),
-                     _pct(ev.get("average_f1"), ev.get("average_f1_ci")), str(acc["n"])])
-    out["phenotype_summary"] = _table(["System", "Match acc. [95% CI]", "EM F1 [95% CI]", "BLEU-2 F1 [95% CI]",
-                                       "ROUGE-L F1 [95% CI]", "Avg F1 [95% CI]", "n"], rows)
+        ev, acc = s.get("phenotype") or {}, s["phenotype_accuracy"]
+        macro, vb, nr = acc.get("macro") or {}, acc.get("value_bearing") or {}, acc.get("not_relevant") or {}
+        rows.append([name, _pct(macro.get("value"), macro.get("ci")), _pct(vb.get("value"), vb.get("ci")),
+                     _pct(nr.get("value"), nr.get("ci")), *_f1s(ev),
+                     _pct(ev.get("average_f1"), ev.get("average_f1_ci")), f"{vb.get('n', 0)} / {nr.get('n', 0)}"])
+    out["phenotype_summary"] = _table(["System", "Macro acc., value-bearing fields [95% CI]",
+                                       "Match acc., value-bearing questions", "Not relevant acc.",
+                                       "EM F1 [95% CI]", "BLEU-2 F1 [95% CI]", "ROUGE-L F1 [95% CI]",
+                                       "Avg F1 [95% CI]", "n (value-bearing / Not relevant)"], rows)
+    field_tab = _fields_table(systems)
+    if field_tab:
+        out["fields"] = field_tab
     ph = _results(systems, "phenotype")
     if ph:
         out["phenotype_paper_layout"] = results_table_markdown(ph)
@@ -90,19 +125,21 @@ def tables(results: Mapping[str, Any]) -> dict[str, str]:
         rows = []
         for name in diag:
             s = systems[name]
-            ev, icd = s["diagnosis"], s["icd"]
+            ev, icd, gen = s["diagnosis"], s["icd"], s.get("icd_generated")
             rows.append([name, *_f1s(ev), _pct(ev["average_f1"], ev.get("average_f1_ci")),
+                         _pct(gen["full"]["value"], gen["full"]["ci"]) if gen else "-",
+                         _pct(gen["category"]["value"], gen["category"]["ci"]) if gen else "-",
                          _pct(icd["full"]["value"], icd["full"]["ci"]),
                          _pct(icd["category"]["value"], icd["category"]["ci"]), f"{ev['n']} / {icd['full']['n']}"])
         gold = results.get("icd_mapper_on_gold_text")
         if gold:
-            rows.append(["(gold diagnosis text, mapped)", "-", "-", "-", "-",
+            rows.append(["(gold diagnosis text, mapped)", "-", "-", "-", "-", "-", "-",
                          _pct(gold["full"]["value"], gold["full"]["ci"]),
                          _pct(gold["category"]["value"], gold["category"]["ci"]), f"- / {gold['full']['n']}"])
         out["diagnosis_summary"] = _table(["System", "EM F1 [95% CI]", "BLEU-2 F1 [95% CI]", "ROUGE-L F1 [95% CI]",
-                                           "Avg F1 [95% CI]",
-                                           "ICD-10 full code [95% CI]", "ICD-10 category [95% CI]",
-                                           "n (text / code)"], rows)
+                                           "Avg F1 [95% CI]", "Generated code, full [95% CI]",
+                                           "Generated code, category [95% CI]", "Text mapped, full [95% CI]",
+                                           "Text mapped, category [95% CI]", "n (text / code)"], rows)
 
     rows = []
     n = results["meta"]["n_reports"]
@@ -125,14 +162,14 @@ def tables(results: Mapping[str, Any]) -> dict[str, str]:
         rows = []
         for name, curve in mis.items():
             base = systems[name]
-            b_acc = base["phenotype_accuracy"]["overall"]
+            b_acc = base["phenotype_accuracy"]["macro"]
             b_f1 = (base.get("phenotype") or {}).get("average_f1")
             rows.append([name, "0%", "0", _pct(b_acc["value"], b_acc["ci"]), _pct(b_f1)])
             for pt in curve:
                 rows.append([name, f"{100 * pt['rate']:.0f}%", str(pt["n_misspelled_words"]),
                              _pct(pt["accuracy"]["value"], pt["accuracy"]["ci"]),
                              _pct(pt["average_f1"], pt.get("average_f1_ci"))])
-        out["robustness_misspelling"] = _table(["System", "Misspelled words", "Edits", "Match acc. [95% CI]",
+        out["robustness_misspelling"] = _table(["System", "Misspelled words", "Edits", "Macro acc. [95% CI]",
                                                 "Avg F1 [95% CI]"], rows)
 
     if any(s.get("retriever") for s in systems.values()):
@@ -140,13 +177,13 @@ def tables(results: Mapping[str, Any]) -> dict[str, str]:
         for name, s in systems.items():
             if s["kind"] != "model":
                 continue
-            acc = s["phenotype_accuracy"]["overall"]
+            acc = s["phenotype_accuracy"]["macro"]
             d = s.get("diagnosis") or {}
             icd = (s.get("icd") or {}).get("category") or {}
             rows.append([name, s.get("retriever") or "none", str(s.get("k") or 0), _pct(acc["value"], acc["ci"]),
                          _pct((s.get("phenotype") or {}).get("average_f1")), _pct(d.get("average_f1")),
                          _pct(icd.get("value"))])
-        out["retrievers"] = _table(["System", "Retriever", "k", "Phenotype match acc.", "Phenotype Avg F1",
+        out["retrievers"] = _table(["System", "Retriever", "k", "Phenotype macro acc.", "Phenotype Avg F1",
                                     "Diagnosis Avg F1", "ICD-10 category"], rows)
 
     rows = []
@@ -186,21 +223,24 @@ def plots(results: Mapping[str, Any], out_dir: Path) -> list[str]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     systems = results["systems"]
-    phenos = [p for p in results["coverage"] if p not in ("diagnosis", "icd_10")]
+    from .fields import FIELD_LABELS, MACRO_FIELDS
+
     names = list(systems)
+    phenos = [f for f in MACRO_FIELDS if any(f in (s.get("fields") or {}).get("fields", {}) for s in systems.values())]
     width = 0.8 / max(1, len(names))
-    fig, ax = plt.subplots(figsize=(max(8, 1.1 * len(phenos) + 2), 4.5))
+    fig, ax = plt.subplots(figsize=(max(8, 0.9 * len(phenos) + 2), 4.5))
     for i, name in enumerate(names):
         vals = []
         for p in phenos:
-            a = systems[name]["phenotype_accuracy"]["per_phenotype"].get(p)
+            a = (systems[name].get("fields") or {}).get("fields", {}).get(p)
             vals.append(100 * a["value"] if a and a["value"] is not None else 0.0)
         ax.bar([j + i * width for j in range(len(phenos))], vals, width, label=name)
     ax.set_xticks([j + width * (len(names) - 1) / 2 for j in range(len(phenos))])
-    ax.set_xticklabels([p.replace("_", "\n") for p in phenos], fontsize=8)
-    ax.set_ylabel("normalised match accuracy (%)")
+    ax.set_xticklabels([FIELD_LABELS[p].replace(" (", "\n(").replace(" ", "\n", 1) for p in phenos], fontsize=7)
+    ax.set_ylabel("accuracy, value-bearing questions (%)")
     ax.set_ylim(0, 100)
-    ax.set_title(f"Per-field accuracy, {results['meta']['n_reports']} reports ({results['meta']['split']})")
+    ax.set_title(f"Per-field accuracy (Not relevant questions excluded), {results['meta']['n_reports']} reports "
+                 f"({results['meta']['split']})")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out_dir / "per_field.png", dpi=120)
@@ -211,12 +251,12 @@ def plots(results: Mapping[str, Any], out_dir: Path) -> list[str]:
     if mis:
         fig, ax = plt.subplots(figsize=(6, 4))
         for name, curve in mis.items():
-            base = systems[name]["phenotype_accuracy"]["overall"]["value"] or 0.0
+            base = systems[name]["phenotype_accuracy"]["macro"]["value"] or 0.0
             xs = [0.0] + [100 * p["rate"] for p in curve]
             ys = [100 * base] + [100 * (p["accuracy"]["value"] or 0.0) for p in curve]
             ax.plot(xs, ys, marker="o", label=name)
         ax.set_xlabel("misspelled words (%)")
-        ax.set_ylabel("phenotype match accuracy (%)")
+        ax.set_ylabel("phenotype macro accuracy, value-bearing fields (%)")
         ax.set_title("Robustness to misspellings at inference")
         ax.legend(fontsize=7)
         fig.tight_layout()
@@ -230,14 +270,24 @@ def plots(results: Mapping[str, Any], out_dir: Path) -> list[str]:
 _SECTIONS = [
     ("coverage", "Coverage", "Scored questions per field: a registry value that is null is not scored; receptor "
      "questions outside breast reports are scored as \"Not relevant\"."),
-    ("phenotype_summary", "Phenotype extraction", "Match accuracy: the normalised answer matches the registry "
-     "value (rules in docs/benchmark.md). EM, BLEU-2 and ROUGE-L are computed on the normalised items."),
+    ("phenotype_summary", "Phenotype extraction", "Headline: the macro-average over the value-bearing fields "
+     "(stage scored as pT/pN/pM/group, receptor status per receptor; table below). Match accuracy: the normalised "
+     "answer matches the registry value (rules in docs/benchmark.md), over the questions with a registry value; "
+     "\"Not relevant\" questions (receptors outside breast) apart. EM, BLEU-2 and ROUGE-L: normalised items of "
+     "the value-bearing questions."),
+    ("fields", "Per field (accuracy, %, value-bearing questions)", "Each field on its own: pT/pN/pM at main "
+     "category (T1..T4/Tis/TX, N0..N3/NX, M0/M1/MX) and full value, the stage group as written and at I-IV (the "
+     "PathRep-Bench convention), the whole stage set (the paper's metric), ER/PR/HER2 status on breast reports. "
+     "An abstention counts as wrong; precision (correct among answered) is shown where a system abstains."),
     ("phenotype_paper_layout", "Phenotype extraction, the paper's Table 1 layout", ""),
-    ("per_phenotype", "Per phenotype (match accuracy, %)", "n/a: a field the system does not extract (the "
-     "rules have no histology or site patterns); it still counts as wrong in the overall scores."),
+    ("per_phenotype", "Per question (match accuracy, %, value-bearing questions)", "n/a: a field the system does "
+     "not extract (the rules have no histology or site patterns); it still counts as wrong in the averages. The "
+     "stage question is scored as a whole set here."),
     ("diagnosis_summary", "Diagnosis generation and its ICD-10-coded variant", "Gold: \"<histology>, <site>\" "
-     "from the registry. The generated text is mapped to an ICD-10-CM code by cancerllm.benchmark.IcdMapper; the "
-     "last row maps the gold text itself, the ceiling of the mapper."),
+     "from the registry. A model that writes its own code after the text (\"... (C50.3)\") has that code scored "
+     "directly against the registry icd_10; text metrics use the text without it. The text is also mapped to "
+     "an ICD-10-CM code by cancerllm.benchmark.IcdMapper; the last row maps the gold text itself, the ceiling of "
+     "the mapper."),
     ("diagnosis_paper_layout", "Diagnosis generation, the paper's Table 2 layout", ""),
     ("time_memory", "Time and peak memory (the paper's Table 5)", "Wall-clock time of each task over all scored "
      "reports, in this process, on the device named (retriever index building excluded). Peak RSS is the whole "

@@ -4,7 +4,7 @@ benchmark tasks, with scores, bootstrap intervals, time, peak memory and misspel
     >>> from cancerllm.benchmark import run_benchmark                                    # doctest: +SKIP
     >>> res = run_benchmark("tcga_reports_dev.jsonl", models=["cancerllm-smol"], retrievers=["random"],
     ...                     limit=50, out_dir="bench-out")                              # doctest: +SKIP
-    >>> res["systems"]["cancerllm-smol"]["phenotype_accuracy"]["overall"]["value"]      # doctest: +SKIP
+    >>> res["systems"]["cancerllm-smol"]["phenotype_accuracy"]["macro"]["value"]        # doctest: +SKIP
 
 What is scored and how is in ``docs/benchmark.md``.  The returned dict is what ``results.json`` holds.
 """
@@ -129,17 +129,25 @@ def score_phenotypes(tasks: BenchmarkTasks, predictions: Sequence[PhenotypeResul
                      seed: int = 0) -> dict[str, Any]:
     """Score phenotype predictions (one :class:`~cancerllm.schema.PhenotypeResult` per report).
 
-    Returns ``{"accuracy": {"overall": ..., "per_phenotype": {...}}, "evaluation": EvaluationResult dump,
-    "cases": [per-case records]}``.  Accuracy is :func:`~cancerllm.benchmark.answers_match` (normalised
-    match); the evaluation is EM/BLEU-2/ROUGE-L on the normalised items (:func:`~cancerllm.benchmark.normalize`).
+    Returns ``{"accuracy": {"macro", "value_bearing", "not_relevant", "overall", "per_phenotype"}, "fields":
+    {...}, "evaluation": EvaluationResult dump, "cases": [per-case records], "checking": {...}}``.  The headline
+    is ``macro``: the mean over the value-bearing fields of :mod:`cancerllm.benchmark.fields` (stage split into
+    pT/pN/pM/group, receptor status into ER/PR/HER2).  ``value_bearing`` is the question-level match accuracy
+    (:func:`~cancerllm.benchmark.answers_match`) over questions with a registry value, ``not_relevant`` over
+    the receptor questions outside breast, ``overall`` over both (kept for comparison with 0.1 reports; it is
+    inflated by the Not-relevant questions).  ``per_phenotype`` and the EM/BLEU-2/ROUGE-L evaluation cover the
+    value-bearing questions only.
     """
     from ..metrics import evaluate
 
     if len(predictions) != len(tasks.records):
         raise InputError(f"got {len(predictions)} predictions for {len(tasks.records)} reports")
     if not tasks.phenotype_cases:
-        return {"accuracy": {"overall": _accuracy([], ci=False, seed=seed), "per_phenotype": {}},
-                "evaluation": None, "cases": []}
+        empty = _accuracy([], ci=False, seed=seed)
+        return {"accuracy": {"macro": {"value": None, "ci": None, "fields": []}, "value_bearing": empty,
+                             "not_relevant": empty, "overall": empty, "per_phenotype": {}},
+                "fields": {"fields": {}, "macro": {"value": None, "ci": None, "fields": []}, "not_relevant": None},
+                "evaluation": None, "cases": [], "checking": None}
     names, preds, golds, flags, rows = [], [], [], [], []
     for c in tasks.phenotype_cases:
         pred = predictions[c.report].get(c.phenotype)
@@ -152,13 +160,23 @@ def score_phenotypes(tasks: BenchmarkTasks, predictions: Sequence[PhenotypeResul
         flags.append(ok)
         rows.append({"patient_id": c.patient_id, "phenotype": c.phenotype, "gold": c.gold, "prediction": pred,
                      "match": ok})
-    result = evaluate(predictions=preds, references=golds, phenotypes=names, ci=ci, seed=seed)
-    per = {ph: _accuracy([f for f, n in zip(flags, names) if n == ph], ci=ci, seed=seed)
-           for ph in tasks.phenotypes if ph in names}
+    # value-bearing questions and "Not relevant" ones apart: the latter are right for any system that
+    # answers nothing, and would inflate every average they entered
+    vb = [i for i, c in enumerate(tasks.phenotype_cases) if c.gold is not None]
+    result = evaluate(predictions=[preds[i] for i in vb], references=[golds[i] for i in vb],
+                      phenotypes=[names[i] for i in vb], ci=ci, seed=seed) if vb else None
+    per = {ph: _accuracy([flags[i] for i in vb if names[i] == ph], ci=ci, seed=seed)
+           for ph in tasks.phenotypes if any(names[i] == ph for i in vb)}
     from .checking import score_checking
+    from .fields import score_fields
 
-    return {"accuracy": {"overall": _accuracy(flags, ci=ci, seed=seed), "per_phenotype": per},
-            "evaluation": result.model_dump(mode="json"), "cases": rows,
+    fields = score_fields(tasks.phenotype_cases, [r["prediction"] for r in rows], ci=ci, seed=seed)
+    not_relevant = [f for f, c in zip(flags, tasks.phenotype_cases) if c.gold is None]
+    return {"accuracy": {"macro": fields["macro"],
+                         "value_bearing": _accuracy([flags[i] for i in vb], ci=ci, seed=seed),
+                         "not_relevant": _accuracy(not_relevant, ci=ci, seed=seed),
+                         "overall": _accuracy(flags, ci=ci, seed=seed), "per_phenotype": per},
+            "fields": fields, "evaluation": result.model_dump(mode="json") if result else None, "cases": rows,
             "checking": score_checking(tasks, predictions, flags)}
 
 
@@ -168,31 +186,35 @@ def score_diagnoses(tasks: BenchmarkTasks, texts: Sequence[str | None], *, mappe
     and, mapped to ICD-10-CM with ``mapper`` (:meth:`IcdMapper.default` when None), against ``icd_10`` at the
     full code and the 3-character category."""
     from ..metrics import evaluate
+    from ..schema import Diagnosis
     from .icd import IcdMapper, icd_match
 
     if len(texts) != len(tasks.records):
         raise InputError(f"got {len(texts)} diagnoses for {len(tasks.records)} reports")
     mapper = mapper or IcdMapper.default()
+    parsed = [Diagnosis(text=t or "") for t in texts]
+    words = [d.description or None for d in parsed]  # the text without a generated code
+    generated = [d.icd_10 for d in parsed]
     text_cases = [c for c in tasks.diagnosis_cases if c.text]
     evaluation = None
     if text_cases:
-        evaluation = evaluate(predictions=[texts[c.report] or None for c in text_cases],
+        evaluation = evaluate(predictions=[words[c.report] for c in text_cases],
                               references=[c.text for c in text_cases], task="diagnosis", ci=ci,
                               seed=seed).model_dump(mode="json")
     icd_cases = [c for c in tasks.diagnosis_cases if c.icd_10]
-    mapped = [mapper.map(t) for t in texts]  # one mapping per report
-    codes = [mapped[c.report] for c in icd_cases]
+    mapped = [mapper.map(t) for t in words]  # one mapping per report
     rows = [{"patient_id": c.patient_id, "gold": c.text, "prediction": texts[c.report], "icd_10": c.icd_10,
-             "predicted_code": mapped[c.report]} for c in tasks.diagnosis_cases]
-    return {
-        "evaluation": evaluation,
-        "icd": {
-            "full": _accuracy([icd_match(p, c.icd_10, "full") for p, c in zip(codes, icd_cases)], ci=ci, seed=seed),
-            "category": _accuracy([icd_match(p, c.icd_10, "category") for p, c in zip(codes, icd_cases)],
-                                  ci=ci, seed=seed),
-        },
-        "cases": rows,
-    }
+             "predicted_code": mapped[c.report], "generated_code": generated[c.report]}
+            for c in tasks.diagnosis_cases]
+
+    def levels(codes: Sequence[str | None]) -> dict[str, Any]:
+        return {lvl: _accuracy([icd_match(codes[c.report], c.icd_10, lvl) for c in icd_cases], ci=ci, seed=seed)
+                for lvl in ("full", "category")}
+
+    out = {"evaluation": evaluation, "icd": levels(mapped), "cases": rows}
+    if any(generated):  # a model that writes its own code: score that code directly
+        out["icd_generated"] = levels(generated)
+    return out
 
 
 # ------------------------------------------------------------------------------------------ running
@@ -384,11 +406,13 @@ def run_benchmark(
                 timing.update(diagnosis_s=round(dsecs, 3), diagnosis_reports_per_s=round(len(texts) / dsecs, 3),
                               diagnosis_peak_rss_mb=_mb(dmem.peak_rss), diagnosis_peak_cuda_mb=_mb(dmem.peak_cuda))
         ph = score_phenotypes(tasks, preds, ci=ci, seed=seed)
-        entry.update(phenotype=ph["evaluation"], phenotype_accuracy=ph["accuracy"], phenotype_cases=ph["cases"],
-                     checking=ph["checking"], timing=timing)
+        entry.update(phenotype=ph["evaluation"], phenotype_accuracy=ph["accuracy"], fields=ph["fields"],
+                     phenotype_cases=ph["cases"], checking=ph["checking"], timing=timing)
         if diag_texts is not None:
             dg = score_diagnoses(tasks, diag_texts, mapper=mapper, ci=ci, seed=seed)
             entry.update(diagnosis=dg["evaluation"], icd=dg["icd"], diagnosis_cases=dg["cases"])
+            if "icd_generated" in dg:
+                entry["icd_generated"] = dg["icd_generated"]
         results["systems"][sys_.name] = entry
 
         if sys_.kind == "model" and not sys_.retriever and misspelling_rates:
@@ -399,7 +423,7 @@ def run_benchmark(
                 sc = score_phenotypes(tasks, npreds, ci=ci, seed=seed)
                 ev = sc["evaluation"]
                 curve.append({"rate": float(rate), "n_misspelled_words": len(changes),
-                              "accuracy": sc["accuracy"]["overall"],
+                              "accuracy": sc["accuracy"]["macro"],
                               "average_f1": ev["average_f1"] if ev else None,
                               "average_f1_ci": ev["average_f1_ci"] if ev else None})
             results["robustness"]["misspelling"][sys_.name] = curve

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from ..errors import DataFormatError, InputError
 from ..prompts import format_answer
 from ..schema import DIAGNOSIS_INSTRUCTION, PHENOTYPE_INSTRUCTION, Example, Phenotype
+from ..tnm import TNMItem, parse_tnm, tnm_group
 from .io import PathLike, TCGARecord, _describe_validation, write_jsonl
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "RECEPTOR_CANCER_TYPES",
     "TCGA_ANSWER_FUNCTIONS",
     "bio_to_examples",
+    "coded_diagnosis_answer",
     "diagnosis_answer",
     "examples_to_official",
     "grade_answer",
@@ -432,10 +434,47 @@ def laterality_answer(record: TCGARecord) -> list[str] | None:
     return [v] if v else None
 
 
+def _tnm_item_answer(report: list[TNMItem], registry: str, letter: str) -> str:
+    """One T/N/M answer item: the registry value, with prefix and sub-category as the report writes them.
+
+    * the report writes the registry's full value (``pT1c`` for ``T1c``): the report's prefix on it;
+    * the registry has only the main category and the report a finer one of it (``pT2a`` for ``T2``): the
+      report's item;
+    * the report writes another value of that letter: its prefix on the registry value;
+    * the report writes none: the registry value.
+    """
+    gold = [i for i in parse_tnm(registry) if i.letter == letter]
+    if not gold:
+        return registry
+    g = gold[0]
+    same_letter = [i for i in report if i.letter == letter]
+    mod = f" {g.modifier}" if g.modifier else ""
+    exact = [i for i in same_letter if i.full == g.full]
+    if exact:
+        return exact[0].prefix + g.full + mod
+    if g.full == g.category:
+        finer = [i for i in same_letter if i.category == g.category]
+        if finer:
+            return finer[0].prefix + finer[0].full + mod
+    prefix = same_letter[0].prefix if same_letter else g.prefix
+    return prefix + g.full + mod
+
+
 def stage_answer(record: TCGARecord) -> list[str] | None:
-    """``stage`` as recorded, e.g. ``"Stage IIA"`` (pT/pN/pM go to ``meta``, not into the answer)."""
-    v = record.label("stage")
-    return [v] if v else None
+    """The stage as the CancerLLM paper asks it: the T, N and M items and the stage group, e.g.
+    ``["pT2", "pN0", "M0", "Stage IIA"]``.
+
+    Items come from the registry fields ``pT``, ``pN``, ``pM`` and ``stage`` (those recorded, in that order);
+    prefixes (``p``, ``yp``, ``c``) and sub-categories follow the report where it writes that item (see
+    :func:`_tnm_item_answer`), registry values otherwise.  None when none of the four is recorded.
+    """
+    report = parse_tnm(record.text)
+    items = [_tnm_item_answer(report, v, letter)
+             for letter, field in (("T", "pT"), ("N", "pN"), ("M", "pM")) if (v := record.label(field))]
+    group = record.label("stage")
+    if group:
+        items.append(tnm_group(group) or group)
+    return items or None
 
 
 def tumor_location_answer(record: TCGARecord) -> list[str] | None:
@@ -545,22 +584,37 @@ def icd10_answer(record: TCGARecord) -> str | None:
     return record.label("icd_10")
 
 
+def coded_diagnosis_answer(record: TCGARecord) -> str | None:
+    """The diagnosis text with its ICD-10-CM code: ``"Infiltrating Ductal Carcinoma, Right Lower Inner
+    Quadrant (C50.3)"`` (:func:`diagnosis_answer` plus ``" (<icd_10>)"`` when the code is recorded); split
+    a generated one with :func:`cancerllm.benchmark.icd.split_coded_diagnosis`."""
+    text = diagnosis_answer(record)
+    code = record.label("icd_10")
+    if text is None:
+        return None
+    return f"{text} ({code})" if code else text
+
+
 def tcga_to_diagnosis_examples(
-    records: Iterable[TCGARecord | Mapping[str, Any]], *, target: Literal["text", "icd_10"] = "text"
+    records: Iterable[TCGARecord | Mapping[str, Any]], *,
+    target: Literal["text", "icd_10", "text+icd_10"] = "text",
 ) -> list[Example]:
     """Diagnosis-generation examples from TCGA records: context = report text, response = the diagnosis.
 
     With ``target="text"`` the response is :func:`diagnosis_answer` (``"<histology>, <site>"``); with
-    ``target="icd_10"`` it is the ICD-10 code.  Records without that target label are skipped.  ``id`` is
+    ``target="icd_10"`` it is the ICD-10 code; with ``"text+icd_10"`` both, as
+    :func:`coded_diagnosis_answer` (``"<histology>, <site> (C50.3)"``).  Records without that target label
+    are skipped.  ``id`` is
     ``"<patient_id>-diagnosis"``; ``meta`` holds ``patient_id``, ``cancer_type``, ``icd_10``,
     ``icd_o_3_histology``, ``icd_o_3_site``, ``histology`` and ``site``.
     """
-    if target not in ("text", "icd_10"):
-        raise InputError(f"target={target!r}; use 'text' or 'icd_10'")
+    answer_of = {"text": diagnosis_answer, "icd_10": icd10_answer, "text+icd_10": coded_diagnosis_answer}
+    if target not in answer_of:
+        raise InputError(f"target={target!r}; use 'text', 'icd_10' or 'text+icd_10'")
     out: list[Example] = []
     for raw in records:
         rec = _labels(raw)
-        answer = diagnosis_answer(rec) if target == "text" else icd10_answer(rec)
+        answer = answer_of[target](rec)
         if answer is None:
             continue
         out.append(

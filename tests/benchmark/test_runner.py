@@ -34,7 +34,7 @@ def test_perfect_predictions_score_one_and_none_score_zero():
 
 def test_normalisation_counts_other_spellings_as_matches():
     recs = make_records(1, seed=6)
-    recs[0]["labels"].update(stage="Stage IIA", grade="G3", laterality="Left")
+    recs[0]["labels"].update(stage="Stage IIA", pT=None, pN=None, pM=None, grade="G3", laterality="Left")
     tasks = build_tasks(recs, phenotypes=["stage", "grade", "laterality"])
     pred = PhenotypeResult(stage=["stage 2a"], grade=["Grade III"], laterality=["left side"])
     sc = score_phenotypes(tasks, [pred], ci=False)
@@ -103,7 +103,7 @@ def test_benchmark_runs_every_system_and_writes_the_report(bench, tiny_model_dir
     # files
     assert json.loads((out / "results.json").read_text())["meta"]["patient_ids"] == m["patient_ids"]
     report = (out / "report.md").read_text()
-    for heading in ("## Coverage", "## Phenotype extraction", "## Per phenotype", "## Diagnosis generation",
+    for heading in ("## Coverage", "## Phenotype extraction", "## Per field", "## Per question", "## Diagnosis generation",
                     "Table 5", "## Robustness: misspellings", "Table 6", "![per_field.png](plots/per_field.png)",
                     "## Checking the answers"):
         assert heading in report, heading

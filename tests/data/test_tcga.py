@@ -56,14 +56,14 @@ def test_phenotype_examples_brca_and_non_brca(tmp_path):
         ("TCGA-XX-0001-receptors", "{er, pr}"),
         ("TCGA-XX-0001-receptor_status", "{er positive, pr negative}"),
         ("TCGA-XX-0001-laterality", "{Right}"),
-        ("TCGA-XX-0001-stage", "{Stage IIA}"),
+        ("TCGA-XX-0001-stage", "{T2, N0 (i-), M0, Stage IIA}"),
         ("TCGA-XX-0001-tumor_location", "{Right Upper Outer Quadrant}"),
         # grade is null for both: skipped
         ("TCGA-YY-0002-histological_type", "{Lung Adenocarcinoma}"),
         ("TCGA-YY-0002-receptors", "Not relevant"),
         ("TCGA-YY-0002-receptor_status", "Not relevant"),
         ("TCGA-YY-0002-laterality", "{Left}"),
-        ("TCGA-YY-0002-stage", "{Stage IB}"),
+        ("TCGA-YY-0002-stage", "{T2a, N0, MX, Stage IB}"),
         ("TCGA-YY-0002-tumor_location", "{Lung}"),
     ]
     stage = exs[5]
@@ -140,3 +140,43 @@ def test_examples_to_official(tmp_path):
     }
     assert recs == [expected]
     assert read_jsonl(tmp_path / "official.jsonl") == [expected]
+
+
+def _stage_rec(text, **labels):
+    base = {"stage": None, "pT": None, "pN": None, "pM": None}
+    return TCGARecord(patient_id="TCGA-ZZ-0003", cancer_type="LUAD", text=text, labels={**base, **labels})
+
+
+@pytest.mark.parametrize(("text", "labels", "want"), [
+    # the report's prefix on the registry value; group normalised to "Stage ..."
+    ("Final: pT2 pN0 (0/12).", dict(pT="T2", pN="N0", pM="M0", stage="IIb"), ["pT2", "pN0", "M0", "Stage IIB"]),
+    # registry less specific than the report: the report's finer value of that category
+    ("AJCC: ypT2a N1", dict(pT="T2", pN="N1"), ["ypT2a", "N1"]),
+    # registry more specific / different: registry value, report's prefix
+    ("pT3 pN1", dict(pT="T2b", pN="N1a (sn)"), ["pT2b", "pN1a (sn)"]),
+    # OCR capitals and run-together items
+    ("PATHOLOGIC STAGE: PT1CN0MX", dict(pT="T1c", pN="N0", pM="MX"), ["pT1c", "N0", "MX"]),
+    # nothing in the report: registry values; modifiers kept
+    ("No staging written.", dict(pM="cM0 (i+)"), ["cM0 (i+)"]),
+])
+def test_stage_answer_is_tnm_items_and_group(text, labels, want):
+    from cancerllm.data import stage_answer
+
+    assert stage_answer(_stage_rec(text, **labels)) == want
+
+
+def test_stage_answer_none_without_any_stage_label():
+    from cancerllm.data import stage_answer
+
+    assert stage_answer(_stage_rec("pT2 pN0")) is None
+
+
+def test_coded_diagnosis_examples():
+    rec = TCGARecord.model_validate(BRCA)
+    (ex,) = tcga_to_diagnosis_examples([rec], target="text+icd_10")
+    assert ex.response == "Infiltrating Ductal Carcinoma, Right Upper Outer Quadrant (C50.9)"
+    from cancerllm.schema import Diagnosis
+
+    d = Diagnosis(text=ex.response)
+    assert d.icd_10 == "C50.9" and d.description == "Infiltrating Ductal Carcinoma, Right Upper Outer Quadrant"
+    assert Diagnosis(text="Lung Adenocarcinoma").icd_10 is None
