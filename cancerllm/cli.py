@@ -570,7 +570,9 @@ def benchmark(
         summary: dict[str, Any] = {"task": "benchmark", "reports": res["meta"]["n_reports"],
                                    "report": str(out / "report.md")}
         for name, s in res["systems"].items():
-            summary[f"{name}: phenotype match acc."] = s["phenotype_accuracy"]["overall"]["value"]
+            acc = s["phenotype_accuracy"]
+            summary[f"{name}: phenotype macro acc. (value-bearing fields)"] = acc["macro"]["value"]
+            summary[f"{name}: Not relevant acc."] = acc["not_relevant"]["value"]
         _emit(summary, as_json, quiet)
     except (CancerLLMError, OSError) as exc:
         _fail(exc)

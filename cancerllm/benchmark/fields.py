@@ -187,7 +187,8 @@ def score_fields(cases: Sequence[PhenotypeCase], predictions: Sequence[Sequence[
             "precision": round(n_ok_ans / n_ans, 4) if n_ans else None,
             "ci": [round(x, 4) for x in bootstrap_ci([float(x) for x in flags], seed=seed)] if ci else None,
         }
-    reports = list(per_report.values())
+    # reports with a value-bearing field (one with only Not-relevant questions adds nothing to the macro)
+    reports = [r for r in per_report.values() if any(f in MACRO_FIELDS for f, _ in r)]
     used = [f for f in MACRO_FIELDS if f in fields]
     macro: dict[str, Any] = {"value": round(_macro(reports), 4) if used else None, "fields": used, "ci": None}
     if ci and used:

@@ -87,7 +87,9 @@ def run_counterfactual_robustness(
         sys_ = next(iter(res["systems"].values()))
         ev = sys_["phenotype"] or {}
         points.append({"rate": rate, "n_changed": len(changes), "n_train_examples": len(clean),
-                       "adapter": str(adapter), "accuracy": sys_["phenotype_accuracy"]["overall"],
+                       "adapter": str(adapter), "accuracy": sys_["phenotype_accuracy"]["macro"],
+                       "value_bearing": sys_["phenotype_accuracy"]["value_bearing"],
+                       "not_relevant": sys_["phenotype_accuracy"]["not_relevant"], "fields": sys_["fields"]["fields"],
                        "average_f1": ev.get("average_f1"), "average_f1_ci": ev.get("average_f1_ci"),
                        "per_phenotype": sys_["phenotype_accuracy"]["per_phenotype"]})
     result = {"meta": {"data": str(data), "base_model": cfg.model.name_or_path, "n_train_reports": len(train),
@@ -104,9 +106,14 @@ def _limit(meta: dict[str, Any]) -> str:
 def _write_report(result: dict[str, Any], out: Path) -> None:
     from .report import _pct, _table
 
-    rows = [[f"{100 * p['rate']:.0f}%", str(p["n_changed"]), _pct(p["accuracy"]["value"], p["accuracy"]["ci"]),
-             _pct(p["average_f1"], p.get("average_f1_ci"))] for p in result["rates"]]
-    table = _table(["Counterfactual labels", "Answers changed", "Match acc. [95% CI]", "Avg F1 [95% CI]"], rows)
+    def acc(p: dict[str, Any], key: str) -> str:
+        a = p.get(key) or {}
+        return _pct(a.get("value"), a.get("ci"))
+
+    rows = [[f"{100 * p['rate']:.0f}%", str(p["n_changed"]), acc(p, "accuracy"), acc(p, "value_bearing"),
+             acc(p, "not_relevant"), _pct(p["average_f1"], p.get("average_f1_ci"))] for p in result["rates"]]
+    table = _table(["Counterfactual labels", "Answers changed", "Macro acc., value-bearing fields [95% CI]",
+                    "Match acc., value-bearing questions", "Not relevant acc.", "Avg F1 [95% CI]"], rows)
     m = result["meta"]
     lines = ["# Counterfactual-label robustness", "",
              f"Base `{m['base_model']}`, {m['n_train_reports']} training reports, data `{m['data']}`; "
@@ -123,7 +130,7 @@ def _write_report(result: dict[str, Any], out: Path) -> None:
 
         fig, ax = plt.subplots(figsize=(6, 4))
         xs = [100 * p["rate"] for p in result["rates"]]
-        ax.plot(xs, [100 * (p["accuracy"]["value"] or 0) for p in result["rates"]], marker="o", label="match acc.")
+        ax.plot(xs, [100 * (p["accuracy"]["value"] or 0) for p in result["rates"]], marker="o", label="macro acc.")
         ax.plot(xs, [100 * (p["average_f1"] or 0) for p in result["rates"]], marker="s", label="avg F1")
         ax.set_xlabel("counterfactual training labels (%)")
         ax.set_ylabel("validation score (%)")

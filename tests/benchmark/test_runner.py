@@ -29,7 +29,14 @@ def test_perfect_predictions_score_one_and_none_score_zero():
     n_nr = sum(c.gold is None for c in tasks.phenotype_cases)
     # an empty answer is right exactly where the gold is "Not relevant"
     assert empty["accuracy"]["overall"]["value"] == pytest.approx(n_nr / len(tasks.phenotype_cases), abs=1e-4)
-    assert set(good["accuracy"]["per_phenotype"]) == {c.phenotype for c in tasks.phenotype_cases}
+    assert set(good["accuracy"]["per_phenotype"]) == {c.phenotype for c in tasks.phenotype_cases if c.gold}
+    # value-bearing and Not relevant apart: answering nothing is 0 on every value-bearing field, 1 on NR
+    assert good["accuracy"]["macro"]["value"] == 1.0 and good["accuracy"]["not_relevant"]["value"] == 1.0
+    assert all(f["value"] == 1.0 for f in good["fields"]["fields"].values())
+    assert empty["accuracy"]["macro"]["value"] == 0.0 and empty["accuracy"]["value_bearing"]["value"] == 0.0
+    assert empty["accuracy"]["not_relevant"]["value"] == 1.0 and empty["accuracy"]["not_relevant"]["n"] == n_nr
+    assert empty["fields"]["fields"]["pt"]["answered"] == 0 and empty["fields"]["fields"]["pt"]["precision"] is None
+    assert "not_relevant" not in good["fields"]["macro"]["fields"]
 
 
 def test_normalisation_counts_other_spellings_as_matches():
