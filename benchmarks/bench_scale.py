@@ -113,7 +113,7 @@ def main() -> None:
         session.stop()
 
     reference = _rows(results["local"]["out"])
-    for name, r in results.items():
+    for r in results.values():
         r["identical_rows_to_local"] = _rows(r.pop("out")) == reference
 
     # a simulated two-node Ray cluster: placement and exactly-once output

@@ -606,7 +606,7 @@ def robustness(
                                             train_limit=train_limit, seed=seed, command=_command_line())
         summary: dict[str, Any] = {"task": "robustness", "report": str(out / "report.md")}
         for p in res["rates"]:
-            summary[f"rate {p['rate']:.2f}: match acc."] = p["accuracy"]["value"]
+            summary[f"rate {p['rate']:.2f}: macro acc."] = p["accuracy"]["value"]
         _emit(summary, as_json, False)
     except (CancerLLMError, OSError) as exc:
         _fail(exc)

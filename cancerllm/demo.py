@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from cancerllm import CancerLLM
+    from cancerllm.data import TCGARecord, coded_diagnosis_answer, stage_answer
 
     reports = load_sample_reports()[: args.limit]
     t0 = time.perf_counter()
@@ -74,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
             if name in ("receptors", "receptor_status"):
                 lab = rep["labels"]
                 gold = ", ".join(f"{k} {lab[k]}" for k in ("ER", "PR", "HER2") if lab.get(k)) or None
+            if name == "stage":  # the T, N, M items and the group, as the model is trained to answer
+                gold = stage_answer(TCGARecord.model_validate(rep))
             rows.append([name, _fmt(answer), _fmt(gold)])
         print(_table(rows, ["phenotype", "extracted", "registry gold"]))
         print()
@@ -84,9 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         [r["text"] for r in reports]
     )
     t_diag = time.perf_counter() - t0
-    rows = [[r["patient_id"], d.text or "(empty)", f"{r['labels']['histology']}, {r['labels']['site']}"]
+    rows = [[r["patient_id"], d.text or "(empty)", coded_diagnosis_answer(TCGARecord.model_validate(r)) or "-"]
             for r, d in zip(reports, diags)]
-    print(_table(rows, ["report", "generated diagnosis", "registry histology, site"], width=60))
+    print(_table(rows, ["report", "generated diagnosis (ICD-10-CM)", "registry histology, site (icd_10)"], width=60))
     print(f"\ndiagnosis generation: {len(reports)} reports in {t_diag:.1f} s")
     return 0
 

@@ -22,13 +22,17 @@ from dataclasses import dataclass
 
 __all__ = ["TNMItem", "parse_tnm", "tnm_category", "tnm_group"]
 
+# An item starts at a word boundary or right after the end of another item (a digit, a sub-letter, "x", the
+# "is" of Tis or the "mi" of N1mi); it ends at a non-alphanumeric character or where the next item starts.
 _TNM_RE = re.compile(
-    r"(?:(?<![a-z0-9])|(?<=[0-9a-dx]))"
-    r"(?P<prefix>y?p|y?c|r|a)?(?P<letter>[tnm])(?P<value>is|x|[0-4](?:mi|[a-d])?(?:[12](?![0-9]))?|[0-4])"
+    r"(?:(?<![a-z0-9])|(?<=[0-9a-dx])|(?<=tis)|(?<=[0-4]mi))"
+    r"(?P<prefix>y?p|y?c|r|a)?(?P<letter>[tnm])(?P<value>is|x|[0-4](?:mi|[a-d](?:[12](?![0-9]))?)?)"
     r"(?P<mod>\s?\((?:i|mol|sn|m|f)[+-]?\))?"
-    r"(?=$|[^a-z0-9]|[tnmpyc])",
+    r"(?=$|[^a-z0-9]|[tnmpycra])",
     re.I,
 )
+#: The highest main category of each letter (AJCC): N0-N3, M0-M1; "N4" or "M2" are block labels, not TNM.
+_MAX_MAIN = {"T": "4", "N": "3", "M": "1"}
 
 
 @dataclass(frozen=True)
@@ -70,11 +74,14 @@ def _item(m: re.Match[str]) -> TNMItem:
 
 
 def parse_tnm(text: str) -> list[TNMItem]:
-    """Every TNM item in ``text``, in order of appearance (``"is"`` is a T value only)."""
+    """Every TNM item in ``text``, in order of appearance (``"is"`` is a T value only; N goes to N3 and M to
+    M1; a digit after the main category only follows a sub-letter, as in ``T1b1``, so ``"T12"`` is no item)."""
     out = []
     for m in _TNM_RE.finditer(text or ""):
         item = _item(m)
         if item.value == "is" and item.letter != "T":
+            continue
+        if item.value[0].isdigit() and item.value[0] > _MAX_MAIN[item.letter]:
             continue
         out.append(item)
     return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .baselines import FilledExtractor, MostFrequentFill
 from .icd import IcdMapper, icd_match
 from .normalize import NORMALIZERS, SET_PHENOTYPES, answers_match, normalize, tnm_components
 from .rules import RuleBasedExtractor
@@ -34,7 +35,9 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "BenchmarkTasks",
+    "FilledExtractor",
     "IcdMapper",
+    "MostFrequentFill",
     "NORMALIZERS",
     "RuleBasedExtractor",
     "SET_PHENOTYPES",

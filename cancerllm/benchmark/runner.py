@@ -43,7 +43,8 @@ DIAGNOSIS_MAX_NEW_TOKENS = 128
 @dataclass
 class System:
     """One row of the tables: a model (name, path or loaded :class:`~cancerllm.CancerLLM`), optionally with a
-    retriever and ``k`` retrieved examples, or the rule-based baseline (``kind="rules"``)."""
+    retriever and ``k`` retrieved examples, or the rule-based baseline (``kind="rules"``; ``"rules+fill"`` /
+    ``"rules+fill-type"`` with the most frequent training value where the rules abstain)."""
 
     name: str
     kind: str = "model"
@@ -230,6 +231,8 @@ def _systems(models: Sequence[Any], retrievers: Sequence[str], k: int, rules: bo
             out.append(System(name=f"{name} + {r} (k={k})", model=m, retriever=r, k=k))
     if rules:
         out.append(System(name="rules (regex)", kind="rules"))
+        out.append(System(name="rules + most frequent", kind="rules+fill"))
+        out.append(System(name="rules + most frequent per cancer type", kind="rules+fill-type"))
     return out
 
 
@@ -292,7 +295,11 @@ def run_benchmark(
             loaded :class:`~cancerllm.CancerLLM` objects; each is a system of its own.
         retrievers: retriever names; each model is also run with each retriever (``k`` examples per prompt,
             retrieved from the *training* part of the split, never from the reports being scored).
-        rules: add the rule-based baseline (:class:`~cancerllm.benchmark.RuleBasedExtractor`).
+        rules: add the rule-based baseline (:class:`~cancerllm.benchmark.RuleBasedExtractor`) and the rules
+            with every abstention filled by the most frequent training value
+            (:class:`~cancerllm.benchmark.baselines.MostFrequentFill`), over all types and per cancer type
+            (the fill is learned from the training side; with ``split="train"``/``"all"``, from the reports
+            not scored).
         split: ``"validation"`` (default; the part CancerLLM-Smol never saw), ``"train"`` or ``"all"``.
         limit: score only this many reports, a deterministic subset (:func:`select_records`).
         phenotypes: restrict the phenotype questions (all eight by default).
@@ -359,17 +366,32 @@ def run_benchmark(
 
     mapper = IcdMapper.default()
     loaded: dict[int, tuple[Any, float]] = {}
+    fill_records: list[Any] | None = None
     for sys_ in systems:
         logger.info("benchmark: %s", sys_.name)
         entry: dict[str, Any] = {"kind": sys_.kind, "retriever": sys_.retriever, "k": sys_.k,
                                  "model": sys_.model if isinstance(sys_.model, str) else None}
         timing: dict[str, Any] = {}
-        if sys_.kind == "rules":
+        if sys_.kind.startswith("rules"):
             extractor = RuleBasedExtractor()
-            preds, secs, mem = _timed(lambda ex=extractor: ex.extract_many(texts))
+            if sys_.kind != "rules":  # the fill is learned from the training side, never the scored reports
+                from .baselines import FilledExtractor, MostFrequentFill
+
+                if fill_records is None:
+                    fill_records = (select_records(all_records, split="train") if split == "validation"
+                                    else [r for r in select_records(all_records, split="all")
+                                          if r.patient_id not in {x.patient_id for x in records}])
+                fill = MostFrequentFill.from_records(fill_records, by_cancer_type=sys_.kind == "rules+fill-type")
+                filled = FilledExtractor(extractor, fill)
+                types = [r.cancer_type for r in records]
+                preds, secs, mem = _timed(lambda ex=filled, ct=types: ex.extract_many(texts, ct))
+                entry["fill_reports"] = len(fill_records)
+            else:
+                preds, secs, mem = _timed(lambda ex=extractor: ex.extract_many(texts))
             timing.update(phenotype_s=round(secs, 3), reports_per_s=round(len(texts) / max(secs, 1e-9), 3),
                           device="cpu", peak_rss_mb=_mb(mem.peak_rss))
-            entry["not_extracted"] = [p for p in tasks.phenotypes if p not in RuleBasedExtractor.PHENOTYPES]
+            if sys_.kind == "rules":
+                entry["not_extracted"] = [p for p in tasks.phenotypes if p not in RuleBasedExtractor.PHENOTYPES]
             diag_texts = None
         else:
             key = id(sys_.model)

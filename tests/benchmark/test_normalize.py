@@ -176,7 +176,9 @@ def test_location_and_custom_use_generic_rules() -> None:
 
 def test_answers_match_single_valued_any_item() -> None:
     assert answers_match("stage", ["Stage 2B"], "Stage IIB")
-    assert answers_match("stage", ["pT2", "Stage IIB"], "Stage IIB")
+    # the stage answer is a set (T, N, M items and group): extra items are not free
+    assert not answers_match("stage", ["pT2", "Stage IIB"], "Stage IIB")
+    assert answers_match("stage", ["pT2", "N0 (i-)", "Stage 2b"], ["T2", "pN0", "Stage IIB"])
     assert not answers_match("stage", ["Stage IIA"], "Stage IIB")
     assert answers_match("tumor_size", "25 mm", "2.5")
     assert answers_match("laterality", ["Right"], "Right lobe")

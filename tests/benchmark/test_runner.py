@@ -84,7 +84,8 @@ def bench(tcga_file, tiny_model_dir, tmp_path_factory):
 def test_benchmark_runs_every_system_and_writes_the_report(bench, tiny_model_dir):
     res, out = bench
     name = str(tiny_model_dir)
-    assert list(res["systems"]) == [name, f"{name} + random (k=1)", "rules (regex)"]
+    assert list(res["systems"]) == [name, f"{name} + random (k=1)", "rules (regex)",
+                                    "rules + most frequent", "rules + most frequent per cancer type"]
     m = res["meta"]
     assert m["n_reports"] == 4 and m["split"] == "validation" and len(m["patient_ids"]) == 4
     assert m["n_retrieval_corpus_reports"] > 0
@@ -127,7 +128,7 @@ def test_same_limit_same_reports(bench, tcga_file):
     res, _ = bench
     again = run_benchmark(tcga_file, models=[], limit=4, diagnosis=False, misspelling_rates=(), ci=False)
     assert again["meta"]["patient_ids"] == res["meta"]["patient_ids"]
-    assert list(again["systems"]) == ["rules (regex)"]
+    assert list(again["systems"]) == ["rules (regex)", "rules + most frequent", "rules + most frequent per cancer type"]
 
 
 def test_bad_arguments(tcga_file):
