@@ -61,12 +61,10 @@ def model_at(step: int, work: Path) -> Path:
     if results.is_file() and json.loads(results.read_text())["steps"] == step:
         adapter = final
     else:
-        ckpt = RUN / "sft" / "checkpoints" / f"step-{step:08d}"
-        if not ckpt.is_dir():
-            cands = sorted((RUN / "sft" / "checkpoints").glob(f"*{step}"))
-            if not cands:
-                raise SystemExit(f"no checkpoint for step {step} under {RUN / 'sft' / 'checkpoints'}")
-            ckpt = cands[0]
+        cands = [d for d in (RUN / "sft" / "checkpoints").glob("step-*") if int(d.name.split("-")[1]) == step]
+        if not cands:
+            raise SystemExit(f"no checkpoint for step {step} under {RUN / 'sft' / 'checkpoints'}")
+        ckpt = cands[0]
         adapter = checkpoint_adapter(ckpt, work / f"ckpt-{step}", lora["r"], lora["alpha"], lora["dropout"])
     return stack_adapters([V1, adapter], work / f"stacked-{step}", base_model="cancerllm-smol", dtype="float16")
 
