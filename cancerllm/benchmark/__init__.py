@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .baselines import FilledExtractor, MostFrequentFill
+from .hybrid import HybridExtractor
 from .icd import IcdMapper, icd_match
 from .normalize import NORMALIZERS, SET_PHENOTYPES, answers_match, normalize, tnm_components
 from .rules import RuleBasedExtractor
@@ -36,6 +37,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "BenchmarkTasks",
     "FilledExtractor",
+    "HybridExtractor",
     "IcdMapper",
     "MostFrequentFill",
     "NORMALIZERS",

@@ -299,7 +299,8 @@ def run_benchmark(
             with every abstention filled by the most frequent training value
             (:class:`~cancerllm.benchmark.baselines.MostFrequentFill`), over all types and per cancer type
             (the fill is learned from the training side; with ``split="train"``/``"all"``, from the reports
-            not scored).
+            not scored); and each model without retrieval as a hybrid with the rules
+            (:mod:`cancerllm.benchmark.hybrid`: the rules answer the fields where they are near-certain).
         split: ``"validation"`` (default; the part CancerLLM-Smol never saw), ``"train"`` or ``"all"``.
         limit: score only this many reports, a deterministic subset (:func:`select_records`).
         phenotypes: restrict the phenotype questions (all eight by default).
@@ -367,6 +368,8 @@ def run_benchmark(
     mapper = IcdMapper.default()
     loaded: dict[int, tuple[Any, float]] = {}
     fill_records: list[Any] | None = None
+    rules_preds: list[PhenotypeResult] | None = None
+    rules_s = 0.0
     for sys_ in systems:
         logger.info("benchmark: %s", sys_.name)
         entry: dict[str, Any] = {"kind": sys_.kind, "retriever": sys_.retriever, "k": sys_.k,
@@ -436,6 +439,21 @@ def run_benchmark(
             if "icd_generated" in dg:
                 entry["icd_generated"] = dg["icd_generated"]
         results["systems"][sys_.name] = entry
+        if rules and sys_.kind == "model" and not sys_.retriever:
+            # the hybrid: the rules answer the fields where they are near-certain (a system of its own)
+            from .hybrid import RULE_FIELDS, combine
+
+            if rules_preds is None:
+                rules_preds, rules_s, _ = _timed(lambda: RuleBasedExtractor().extract_many(texts))
+            hyb = [combine(m, r) for m, r in zip(preds, rules_preds)]
+            hs = score_phenotypes(tasks, hyb, ci=ci, seed=seed)
+            results["systems"][f"{sys_.name} + rules (hybrid)"] = {
+                "kind": "hybrid", "retriever": None, "k": 0, "model": entry["model"], "rule_fields": list(RULE_FIELDS),
+                "phenotype": hs["evaluation"], "phenotype_accuracy": hs["accuracy"], "fields": hs["fields"],
+                "phenotype_cases": hs["cases"], "checking": None,
+                "timing": {"phenotype_s": round(timing["phenotype_s"] + rules_s, 3), "device": timing.get("device"),
+                           "peak_rss_mb": timing.get("peak_rss_mb")},
+            }
 
         if sys_.kind == "model" and not sys_.retriever and misspelling_rates:
             curve = []

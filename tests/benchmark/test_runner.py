@@ -84,7 +84,7 @@ def bench(tcga_file, tiny_model_dir, tmp_path_factory):
 def test_benchmark_runs_every_system_and_writes_the_report(bench, tiny_model_dir):
     res, out = bench
     name = str(tiny_model_dir)
-    assert list(res["systems"]) == [name, f"{name} + random (k=1)", "rules (regex)",
+    assert list(res["systems"]) == [name, f"{name} + rules (hybrid)", f"{name} + random (k=1)", "rules (regex)",
                                     "rules + most frequent", "rules + most frequent per cancer type"]
     m = res["meta"]
     assert m["n_reports"] == 4 and m["split"] == "validation" and len(m["patient_ids"]) == 4
