@@ -5,24 +5,29 @@ from __future__ import annotations
 import json
 from importlib import resources
 
+import pytest
+
 ADAPTER = resources.files("cancerllm").joinpath("_resources", "cancerllm-smol-adapter")
+V1 = resources.files("cancerllm").joinpath("_resources", "cancerllm-smol-v1-adapter")
 
 
-def test_adapter_ships_and_is_small():
-    weights = ADAPTER.joinpath("adapter_model.safetensors")
+@pytest.mark.parametrize("adapter", [ADAPTER, V1], ids=["current", "v1"])
+def test_adapter_ships_and_is_small(adapter):
+    weights = adapter.joinpath("adapter_model.safetensors")
     assert weights.is_file()
     with resources.as_file(weights) as p:
         assert p.stat().st_size <= 20 * 1024 * 1024
 
 
-def test_adapter_config_matches_the_default_prompt():
-    cfg = json.loads(ADAPTER.joinpath("adapter_config.json").read_text())
+@pytest.mark.parametrize("adapter", [ADAPTER, V1], ids=["current", "v1"])
+def test_adapter_config_matches_the_default_prompt(adapter):
+    cfg = json.loads(adapter.joinpath("adapter_config.json").read_text())
     assert cfg["peft_type"] == "LORA" and cfg["base_model_name_or_path"] == "cancerllm-smol"
-    saved = json.loads(ADAPTER.joinpath("cancerllm_config.json").read_text())
+    saved = json.loads(adapter.joinpath("cancerllm_config.json").read_text())
     assert saved["adapter"] is True and saved["base_model"] == "cancerllm-smol"
     assert saved["prompt"]["style"] == "chat" and saved["prompt"]["answer_prefix"] == "{"
     # nothing that names this machine's paths
-    text = ADAPTER.joinpath("cancerllm_config.json").read_text() + ADAPTER.joinpath("adapter_config.json").read_text()
+    text = adapter.joinpath("cancerllm_config.json").read_text() + adapter.joinpath("adapter_config.json").read_text()
     assert "/work/" not in text and "/root/" not in text and "/home/" not in text
 
 
@@ -35,3 +40,5 @@ def test_packaged_adapter_is_found():
     from cancerllm._smol import packaged_adapter_dir
 
     assert packaged_adapter_dir() is not None
+    v1 = packaged_adapter_dir("v1")
+    assert v1 is not None and v1 != packaged_adapter_dir() and v1.name == "cancerllm-smol-v1-adapter"

@@ -24,16 +24,20 @@ def test_packaged_adapter_loads_by_default_with_its_prompt(tiny_chat_model_dir, 
     (adapter / "cancerllm_config.json").write_text(json.dumps(
         {"adapter": True, "base_model": "cancerllm-smol", "prompt": {"style": "alpaca", "answer_prefix": ""}}))
     monkeypatch.setattr(smol, "smol_base_dir", lambda: tiny_chat_model_dir)
-    monkeypatch.setattr(smol, "packaged_adapter_dir", lambda: adapter)
+    asked = []
+    monkeypatch.setattr(smol, "packaged_adapter_dir", lambda version="current": asked.append(version) or adapter)
     loaded = CancerLLM.from_pretrained("cancerllm-smol")
     assert loaded.has_adapter
     assert loaded.prompt_builder.style == "alpaca" and loaded.prompt_builder.answer_prefix == ""
+    # the first release by its name: the v1 folder, with its own saved prompt settings
+    v1 = CancerLLM.from_pretrained("cancerllm-smol-v1")
+    assert v1.has_adapter and asked == ["current", "v1"]
     # the base by its own name: never the adapter, the untuned model's prompts
     plain = CancerLLM.from_pretrained("smollm2-135m-instruct")
     assert not plain.has_adapter and plain.base_model == "smollm2-135m-instruct"
     assert plain.prompt_builder.style == "chat" and plain.prompt_builder.answer_prefix == "{"
     # without a shipped adapter: the base with the chat template and the "{" answer prefix
-    monkeypatch.setattr(smol, "packaged_adapter_dir", lambda: None)
+    monkeypatch.setattr(smol, "packaged_adapter_dir", lambda version="current": None)
     base = CancerLLM.from_pretrained("cancerllm-smol")
     assert not base.has_adapter
     assert base.prompt_builder.style == "chat" and base.prompt_builder.answer_prefix == "{"
