@@ -20,5 +20,5 @@ echo "== validation benchmark $(date -u +%H:%M)"
     --out benchmarks/results/cancerllm-smol-v2-validation --quiet
 echo "== counterfactual $(date -u +%H:%M)"
 .venv/bin/cancerllm robustness --data "$DATA" --config benchmarks/smol/counterfactual.yaml \
-    --rates 0.2,0.4,0.6,0.8 --train-limit 200 --limit 30 --out benchmarks/results/counterfactual-smol
+    --rates 0.2,0.4,0.6,0.8 --train-limit 200 --limit 25 --out benchmarks/results/counterfactual-smol
 echo "== done $(date -u +%H:%M)"
