@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from ..prompts import is_not_relevant
 from ..schema import Phenotype
+from ..tnm import parse_tnm
 
 __all__ = [
     "NORMALIZERS",
@@ -65,11 +66,6 @@ _STAGE_RE = re.compile(
 _STAGE_SEARCH_RE = re.compile(
     r"\bstage(?:\s+group(?:ing)?)?\s*[:\-]?\s*(?P<num>iv|iii|ii|i|[0-4]|x)(?P<suf>s|[a-c][12]?)?\b", re.I
 )
-_TNM_PART_RE = re.compile(
-    r"(?:(?<![a-z])|(?<=[0-9a-dx]))(?:y?p|y?c|r)?(?P<cat>[tnm])(?P<val>is|x|[0-4](?:mi|[a-d])?[12]?)"
-    r"(?=$|[^a-z0-9]|[tnmpyc])",
-    re.I,
-)
 
 
 def normalize_stage(value: str) -> str:
@@ -106,14 +102,7 @@ def tnm_components(value: str) -> list[str]:
         >>> tnm_components("T2N0M0")
         ['t2', 'n0', 'm0']
     """
-    text = re.sub(r"\([^)]*\)", " ", value)
-    out = []
-    for m in _TNM_PART_RE.finditer(text):
-        cat, val = m.group("cat").lower(), m.group("val").lower()
-        if val == "is" and cat != "t":
-            continue
-        out.append(cat + val)
-    return out
+    return [item.full.lower() for item in parse_tnm(value)]  # the one TNM parser (cancerllm.tnm)
 
 
 def normalize_tnm(value: str) -> str:
