@@ -228,6 +228,8 @@ def main() -> int:
             row.update(vllm=v["vllm"], vllm_load_s=v["load_s"], vllm_cold_s=v["cold"]["s"], vllm_warm_s=v["warm"]["s"],
                        vllm_cold_speedup=round(v["cold"]["s"] / t_ours, 2),
                        vllm_warm_speedup=round(v["warm"]["s"] / t_ours, 2),
+                       vllm_cold_prompt_tokens=v["cold"].get("prompt_tokens"),
+                       vllm_warm_prompt_tokens=v["warm"].get("prompt_tokens"),
                        vllm_cold_identical=same(answers(llm, v["cold"]["ids"]), ours_text),
                        vllm_warm_identical=same(answers(llm, v["warm"]["ids"]), ours_text))
             print(json.dumps({k: v for k, v in row.items() if k.startswith("vllm")}), flush=True)

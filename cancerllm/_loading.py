@@ -41,6 +41,7 @@ __all__ = [
     "check_exists",
     "check_kwargs",
     "check_pickle",
+    "cpu_supports_bf16",
     "cuda_supports_bf16",
     "dtype_name",
     "ensure_pad_token",
@@ -256,6 +257,24 @@ def resolve_placement(device: Any = None, device_map: Any = None) -> Placement:
 
 
 # ============================================================================================ dtype
+def cpu_supports_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU computes bfloat16 dot products natively: x86 ``avx512_bf16`` or ``amx_bf16``, Arm
+    ``bf16`` (read from ``/proc/cpuinfo``; False where it cannot be read).  Without them torch emulates
+    bfloat16 matmuls and they are slower than float32."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+                cpuinfo = fh.read()
+        except OSError:
+            return False
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            flags = set(value.split())
+            return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+    return False
+
+
 def cuda_supports_bf16(index: int | None = None) -> bool:
     """Whether the GPU computes in bfloat16 natively (compute capability 8.0+: A100, H100, RTX 30xx ...).
 

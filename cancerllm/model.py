@@ -101,6 +101,7 @@ class _Source:
     saved: dict[str, Any] = field(default_factory=dict)
     style: str = "alpaca"
     answer_prefix: str = ""
+    shots_layout: str = "shared"
     name: str | None = None  # name_or_path as given
 
     def base_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -140,6 +141,7 @@ class CancerLLM:
         quantization: Quantization = None,
         backend: str = "hf",
         answer_prefix: str = "",
+        shots_layout: Literal["shared", "inline"] = "shared",
         engine: Engine | None = None,
         adapter_path: str | os.PathLike[str] | None = None,
         base_path: str | None = None,
@@ -147,7 +149,8 @@ class CancerLLM:
         ld.ensure_pad_token(tokenizer)  # inference: pads are masked out
         self.model = model
         self.tokenizer = tokenizer
-        self.prompt_builder = PromptBuilder(prompt_style, tokenizer, answer_prefix=answer_prefix)
+        self.prompt_builder = PromptBuilder(prompt_style, tokenizer, answer_prefix=answer_prefix,
+                                            shots_layout=shots_layout)
         self.base_model = base_model
         self.max_input_tokens = int(max_input_tokens)
         self.generation: dict[str, dict[str, Any]] = _check_generation(generation)
@@ -245,6 +248,7 @@ class CancerLLM:
             quantization=quantization,
             backend=backend,
             answer_prefix=prefix_default if answer_prefix is None else answer_prefix,
+            shots_layout=src.shots_layout,
             adapter_path=src.adapter_dir,
             base_path=src.base,
         )
@@ -318,6 +322,7 @@ class CancerLLM:
                     prompt = cls._read_config(src.adapter_dir / CONFIG_NAME).get("prompt", {})  # as trained
                     src.style = prompt.get("style", src.style)
                     src.answer_prefix = prompt.get("answer_prefix", src.answer_prefix)
+                    src.shots_layout = prompt.get("shots_layout", src.shots_layout)
             return src
         ld.check_exists(name_or_path)
         folder = Path(name).expanduser()
@@ -368,6 +373,7 @@ class CancerLLM:
         prompt = saved.get("prompt", {})
         src.style = prompt.get("style", src.style)
         src.answer_prefix = prompt.get("answer_prefix", src.answer_prefix)
+        src.shots_layout = prompt.get("shots_layout", src.shots_layout)
 
     @staticmethod
     def _adapter_folder(adapter: str | os.PathLike[str], hub: dict[str, Any], local_files_only: bool | None) -> Path:

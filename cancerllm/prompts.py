@@ -180,6 +180,29 @@ def _shot_block(shots: Sequence[Example], header: str) -> str:
     return "\n\n".join(lines) + "\n\n"
 
 
+#: heading of the retrieved examples' answers in the ``"shared"`` layout (after the input's question)
+SHOT_ANSWERS_HEADER = "Their answers to this question:"
+#: how retrieved examples are laid out in question prompts (see :class:`PromptBuilder`)
+SHOTS_LAYOUTS = ("shared", "inline")
+
+
+def _shared_shot_block(shots: Sequence[Example], header: str) -> str:
+    """The retrieved reports alone (no question, no answer): the part every question of a report shares."""
+    if not shots:
+        return ""
+    lines = [header]
+    for i, s in enumerate(shots, 1):
+        lines.append(f"Example {i}:\nInput: In the text: {s.context}")
+    return "\n\n".join(lines) + "\n\n"
+
+
+def _shot_answers(shots: Sequence[Example]) -> str:
+    """The retrieved examples' answers to the question being asked (the per-question part)."""
+    if not shots:
+        return ""
+    return "\n\n" + SHOT_ANSWERS_HEADER + "".join(f"\nExample {i}: {s.response}" for i, s in enumerate(shots, 1))
+
+
 def _marker(texts: Sequence[str]) -> str:
     """A split marker that occurs in none of ``texts`` (so a report quoting it cannot move the split)."""
     marker, n = _SENTINEL, 0
@@ -217,6 +240,12 @@ class PromptBuilder:
             of the prompt; ``"{"`` makes even an untuned model answer with a set, and ends generation early
             at ``"}"``. The response of a training example loses this prefix (it is already in the prompt);
             :meth:`answer_text` puts it back before parsing. Empty (the official format) by default.
+        shots_layout: where retrieved examples go in a question prompt. ``"shared"`` (default): the
+            examples' reports, then the input report, end the prefix, and the examples' answers to *this*
+            question follow the question in the suffix, so every question about a report shares one prefix
+            (its KV cache is computed once for all of them). ``"inline"``: the earlier layout, each example a
+            whole ``Input: <report> <question>`` / ``Output: <answer>`` pair before the input, so the prefix
+            differs per question. Diagnosis prompts (no question) always use the inline pairs.
 
     Example:
         >>> from cancerllm.schema import Example, Phenotype, PHENOTYPE_INSTRUCTION
@@ -236,7 +265,10 @@ class PromptBuilder:
         *,
         shots_header: str = "Here are similar examples with their answers:",
         answer_prefix: str = "",
+        shots_layout: Literal["shared", "inline"] = "shared",
     ) -> None:
+        if shots_layout not in SHOTS_LAYOUTS:
+            raise InputError(f"unknown shots_layout {shots_layout!r}; use 'shared' or 'inline'")
         if style not in ("alpaca", "chat", "auto"):
             raise InputError(f"unknown prompt style {style!r}; use 'alpaca', 'chat' or 'auto'")
         if style == "auto":
@@ -247,13 +279,16 @@ class PromptBuilder:
         self.tokenizer = tokenizer
         self.shots_header = shots_header
         self.answer_prefix = answer_prefix
+        self.shots_layout = shots_layout
         #: whether the chat template takes a system message (None: not tried yet)
         self.system_role: bool | None = None
         self._bos: list[int] | None = None
 
     def to_config(self) -> dict[str, Any]:
-        """The builder's settings as saved in ``cancerllm_config.json`` (``style``, ``shots_header``, ``answer_prefix``)."""
-        return {"style": self.style, "shots_header": self.shots_header, "answer_prefix": self.answer_prefix}
+        """The builder's settings as saved in ``cancerllm_config.json`` (``style``, ``shots_header``,
+        ``answer_prefix``, ``shots_layout``)."""
+        return {"style": self.style, "shots_header": self.shots_header, "answer_prefix": self.answer_prefix,
+                "shots_layout": self.shots_layout}
 
     def answer_text(self, generated: str, example_or_question: Example | str | None = "question") -> str:
         """The full answer text of a generation: ``answer_prefix + generated`` for question prompts."""
@@ -294,8 +329,12 @@ class PromptBuilder:
             left, right = f"In the text: {example.context}", f" {example.question}"
         else:
             left, right = example.context, ""
+        if example.question is not None and self.shots_layout == "shared":
+            head, right = _shared_shot_block(shots, self.shots_header), right + _shot_answers(shots)
+        else:
+            head = _shot_block(shots, self.shots_header)
         core = left.rstrip()
-        body = _shot_block(shots, self.shots_header) + core + marker + left[len(core):] + right
+        body = head + core + marker + left[len(core):] + right
         if self.style == "alpaca":
             if not example.context and not shots and example.question is None:
                 text = _ALPACA_NO_CONTEXT.format(instruction=example.instruction) + marker
@@ -320,6 +359,11 @@ class PromptBuilder:
                 raise InputError("a retrieved example is the input itself; exclude it from the shots")
         marker = _marker([example.instruction, example.context, example.question or "", self.answer_prefix,
                           self.shots_header, *(s.full_context + s.response for s in shots)])
+        if self.shots_layout == "shared" and example.question is not None:
+            for s in shots:
+                if s.question not in (None, example.question):
+                    raise InputError("a retrieved example answers another question than the input's; "
+                                     "the shared layout shows each example's answer to the input's question")
         marked = self._render(example, shots, marker)
         prefix, found, suffix = marked.partition(marker)
         if not found or marker in suffix:

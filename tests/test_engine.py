@@ -126,3 +126,45 @@ def test_without_logprobs_none_are_returned(engine, tiny_llm):
     tok = tiny_llm.tokenizer
     (gen,), = engine.generate([PromptGroup(_ids(tok, REPORTS[0]), [[]])], GenerationSettings(max_new_tokens=3))
     assert gen.logprobs is None and len(gen.ids) == 3
+
+
+# ------------------------------------------------------------------------------------------ continuous batching
+HEADER = "### Instruction: Give the diagnosis of the report.\n\n### Input:\n"
+NOTES = [HEADER + r[13:] + tail for r in REPORTS for tail in ("", " Frozen section.", " See addendum below.")]
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 16])
+def test_continuous_batching_equals_one_by_one_generate(tiny_llm, batch_size):
+    """Rows finish at different steps (an early 'EOS'), newcomers join the running batch, and every prompt
+    still gets exactly what it gets alone."""
+    tok, model = tiny_llm.tokenizer, tiny_llm.model
+    prompts = [_ids(tok, n + "\n\n### Response:\n") for n in NOTES]
+    eng = HFEngine(model, tok)
+    fulls = [_reference(model, p, 14) for p in prompts]
+    eng.eos_ids = {fulls[0][2], fulls[4][6]}  # pretend these are EOS: rows stop after 3..14 tokens
+    want = []
+    for full in fulls:
+        cut = next((i for i, t in enumerate(full) if t in eng.eos_ids), len(full) - 1)
+        want.append(full[: cut + 1])
+    assert len({len(w) for w in want}) > 2  # the rows really stop at different steps
+    settings = GenerationSettings(max_new_tokens=14, batch_size=batch_size, logprobs=True)
+    got = eng.generate([PromptGroup(p, [[]]) for p in prompts], settings)
+    assert [g[0].ids for g in got] == want
+    eng.continuous = False  # the batch-at-a-time path gives the same ids and log-probabilities
+    old = eng.generate([PromptGroup(p, [[]]) for p in prompts], settings)
+    assert [g[0].ids for g in old] == want
+    for a, b in zip(got, old):
+        assert a[0].logprobs == pytest.approx(b[0].logprobs, abs=1e-4)
+
+
+def test_continuous_batching_shares_the_header_once(tiny_llm, monkeypatch):
+    tok, model = tiny_llm.tokenizer, tiny_llm.model
+    prompts = [_ids(tok, n + "\n\n### Response:\n") for n in NOTES[:4]]
+    eng = HFEngine(model, tok)
+    seen = []
+    forward = eng._forward
+    monkeypatch.setattr(eng, "_forward", lambda ids, *a: (seen.append(tuple(ids.shape)), forward(ids, *a))[1])
+    eng.generate_groups([PromptGroup(p, [[]]) for p in prompts], GenerationSettings(max_new_tokens=2, batch_size=8))
+    head = len(__import__("os").path.commonprefix(prompts))
+    assert seen[0] == (1, head)  # the header, once
+    assert seen[1] == (4, max(len(p) for p in prompts) - head)  # then only the rest of each prompt

@@ -40,7 +40,10 @@ def main(job_path: str, out_path: str) -> int:
         t0 = time.perf_counter()
         outs = llm.generate(prompts, params, use_tqdm=False)
         runs[label] = {"s": round(time.perf_counter() - t0, 3),
-                       "ids": [list(o.outputs[0].token_ids) for o in outs]}
+                       "ids": [list(o.outputs[0].token_ids) for o in outs],
+                       # prompt tokens vLLM computed (not read from its prefix cache)
+                       "prompt_tokens": sum(len(o.prompt_token_ids) - (getattr(o, "num_cached_tokens", 0) or 0)
+                                            for o in outs)}
     import vllm
 
     json.dump({"vllm": vllm.__version__, "torch": torch.__version__, "threads": torch.get_num_threads(),

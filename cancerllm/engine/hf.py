@@ -10,7 +10,10 @@ What it does, and why it is fast:
   of the prefix's cache each;
 * the LM head is applied only at the last position during prefill (``logits_to_keep=1``);
 * a sequence stops at EOS or as soon as its text contains a stop string (``"}"`` ends an answer set), and
-  finished sequences are dropped from the batch so later steps get cheaper.
+  finished sequences are dropped from the batch so later steps get cheaper;
+* groups of one prompt each (diagnosis) use continuous batching instead: once half of the rows have
+  stopped, the next prompts are encoded and join the decoding batch, so a batch never waits for its longest
+  answer (up to 500 tokens for a diagnosis); the header all prompts start with is encoded once per call.
 
 Positions are computed from the attention mask, so a left-padded batch sees exactly the positions of an
 unpadded single sequence; padding between a prefix and its (left-padded) suffix is masked out.
@@ -19,6 +22,7 @@ unpadded single sequence; padding between a prefix and its (left-padded) suffix 
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -59,6 +63,8 @@ class HFEngine(Engine):
         self.suffix_buckets = 8
         #: a header shared by every prefix of a batch (template, instruction) at least this long is encoded once
         self.min_shared_header = 8
+        #: groups of one prompt each (diagnosis) decode with continuous batching: rows join as others finish
+        self.continuous = True
         self._base = base
 
     # ------------------------------------------------------------------------------------------ utils
@@ -142,6 +148,15 @@ class HFEngine(Engine):
             from tqdm.auto import tqdm
 
             bar = tqdm(total=sum(len(norm[i][1]) for i in order), desc="generating", unit="prompt")
+        if self._continuous_ok(norm, settings):
+            # one prompt per group (diagnosis, plain prompts): rows join the decoding batch as others finish
+            with torch.inference_mode():
+                gen = self._run_continuous([norm[i][0] + norm[i][1][0] for i in order], settings, bar)
+            for i, g in zip(order, gen):
+                results[i] = [g]
+            if bar is not None:
+                bar.close()
+            return results
         with torch.inference_mode():
             for batch in batches:
                 outs = self._run_batch([norm[i] for i in batch], settings)
@@ -171,6 +186,131 @@ class HFEngine(Engine):
             if supports_shared_prefix(self._base, longest + settings.max_new_tokens):
                 return self._run_batch_shared(groups, settings)
         return self._run_batch_copied(groups, settings)
+
+    # ------------------------------------------------------------------------------------------ continuous
+    def _continuous_ok(self, norm: list[tuple[list[int], list[list[int]]]], settings: GenerationSettings) -> bool:
+        """Continuous batching serves groups of one prompt each on models without a sliding window."""
+        from ._cache import growable_classes
+
+        if not self.continuous or any(len(sufs) != 1 for _, sufs in norm) or growable_classes() is None:
+            return False
+        return attention_window(self._base.config) is None
+
+    def _run_continuous(self, seqs: list[list[int]], settings: GenerationSettings, bar: Any) -> list[Generation]:
+        """Greedy decoding of whole prompts ``seqs`` (longest first) with continuous batching: at most
+        ``settings.batch_size`` rows decode together, a row leaves the batch as soon as it stops, and once
+        half the batch has left, the next prompts are encoded and join it (their KV caches and the live rows'
+        are laid out left-padded to one width), so a batch never waits for its longest answer.  The header
+        every prompt starts with (template, instruction) is encoded once for the whole call and copied into
+        each new row's cache."""
+        import torch
+
+        dev = self.device
+        n = len(seqs)
+        gen: list[list[int]] = [[] for _ in range(n)]
+        lps: list[list[float]] | None = [[] for _ in range(n)] if settings.logprobs else None
+        head = len(os.path.commonprefix(seqs)) if n > 1 else 0
+        head = min(head, min(len(x) for x in seqs) - 1)
+        header: list[tuple[Any, Any]] | None = None
+        if head >= self.min_shared_header:
+            ids = torch.tensor([seqs[0][:head]], device=dev)
+            _, c = self._forward(ids, torch.ones_like(ids), torch.arange(head, device=dev)[None], make_cache(0))
+            header = [(la.keys, la.values) for la in c.layers]
+        else:
+            head = 0
+        cap = max(1, int(settings.batch_size))
+        reserve = min(settings.max_new_tokens, 64) + 1
+        stop = self._stop_check(settings)
+        live: _Rows | None = None
+        nxt_prompt = 0
+        while nxt_prompt < n or live is not None:
+            if nxt_prompt < n and (live is None or len(live.rows) <= cap // 2):
+                take = list(range(nxt_prompt, min(n, nxt_prompt + cap - (0 if live is None else len(live.rows)))))
+                nxt_prompt = take[-1] + 1
+                parts = [] if live is None else [live]
+                budget = max(1, 4 * self.prefill_tokens)
+                start = 0
+                while start < len(take):  # encode the newcomers a few thousand tokens at a time
+                    width = len(seqs[take[start]]) - head
+                    stop_at = min(len(take), start + max(1, budget // max(1, width)))
+                    rows = take[start:stop_at]
+                    parts.append(self._prefill_rows([seqs[i] for i in rows], rows, head, header, reserve))
+                    start = stop_at
+                live = _Rows.merge(parts, reserve) if len(parts) > 1 else parts[0]
+            assert live is not None
+            nxt = live.logits.argmax(-1)
+            step_lp = None
+            if lps is not None:
+                full = live.logits.float()
+                step_lp = (full.gather(-1, nxt[:, None]).squeeze(-1) - torch.logsumexp(full, -1)).tolist()
+            keep: list[int] = []
+            for j, tok in enumerate(nxt.tolist()):
+                r = live.rows[j]
+                gen[r].append(tok)
+                if step_lp is not None and lps is not None:
+                    lps[r].append(step_lp[j])
+                if not (stop(gen[r], tok) or len(gen[r]) >= settings.max_new_tokens):
+                    keep.append(j)
+            if bar is not None and len(keep) < len(live.rows):
+                bar.update(len(live.rows) - len(keep))
+            if not keep:
+                live = None
+                continue
+            if len(keep) < len(live.rows):
+                live.select(torch.tensor(keep, device=dev))
+                nxt = nxt[torch.tensor(keep, device=dev)]
+            live.mask = torch.cat([live.mask, torch.ones((live.mask.shape[0], 1), dtype=live.mask.dtype,
+                                                         device=dev)], dim=1)
+            live.pos = live.pos + 1
+            live.logits, live.cache = self._forward(nxt[:, None], live.mask, live.pos[:, None], live.cache)
+        return [Generation(ids, lps[r] if lps is not None else None) for r, ids in enumerate(gen)]
+
+    def _prefill_rows(self, seqs: list[list[int]], rows: list[int], head: int,
+                      header: list[tuple[Any, Any]] | None, reserve: int) -> _Rows:
+        """Encode whole prompts (left padded after the shared header, whose KV is copied in) into a
+        :class:`_Rows` ready to decode."""
+        import torch
+
+        from ._cache import growable_classes
+
+        dev = self.device
+        rests = [s[head:] for s in seqs]
+        ids, rmask = self._left_pad(rests, self.pad_id)
+        m, width = ids.shape
+        mask = torch.cat([torch.ones((m, head), dtype=rmask.dtype), rmask], dim=1).to(dev)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        if header is None:
+            cache = make_cache(reserve)
+        else:
+            layer_cls, cache_cls = growable_classes()  # type: ignore[misc]
+            layers = []
+            for k, v in header:
+                kb = k.new_empty((m, k.shape[1], head + width + reserve, k.shape[3]))
+                vb = v.new_empty((m, v.shape[1], head + width + reserve, v.shape[3]))
+                kb[:, :, :head] = k
+                vb[:, :, :head] = v
+                layer = layer_cls(reserve=reserve)
+                layer.adopt(kb, vb, head)
+                layers.append(layer)
+            cache = cache_cls(layers=layers)
+        logits, cache = self._forward(ids.to(dev), mask, pos[:, head:], cache)
+        return _Rows(rows=list(rows), cache=cache, mask=mask, pos=pos[:, -1], logits=logits)
+
+    def _stop_check(self, settings: GenerationSettings) -> Any:
+        """``stop(generated_ids, last_token)``: EOS, or a stop string in the text of the last tokens."""
+        stop_strings = tuple(s for s in settings.stop_strings if s)
+        stop_chars = {s[-1] for s in stop_strings}
+        tok_text = self._token_texts() if stop_strings else None
+
+        def stop(ids: list[int], tok: int) -> bool:
+            if tok in self.eos_ids:
+                return True
+            if tok_text is not None and tok < len(tok_text) and any(c in tok_text[tok] for c in stop_chars):
+                text = self.tokenizer.decode(ids[-8:])
+                return any(x in text for x in stop_strings)
+            return False
+
+        return stop
 
     @staticmethod
     def _left_pad(seqs: Sequence[Sequence[int]], pad: int, width: int | None = None) -> tuple[Any, Any]:
@@ -228,8 +368,6 @@ class HFEngine(Engine):
     ) -> list[list[Generation]]:
         """Encode the header every prefix of the batch starts with once, each prefix's rest once, and decode
         every suffix against single copies of both (shared-prefix attention)."""
-        import os
-
         import torch
 
         from ._shared_prefix import SharedPrefixState, build_shared_cache, shared_prefix_attention
@@ -353,9 +491,7 @@ class HFEngine(Engine):
         gen: list[list[int]] = [[] for _ in range(n)]
         lps: list[list[float]] | None = [[] for _ in range(n)] if settings.logprobs else None
         active = list(range(n))  # original row index of each live row
-        stop_strings = tuple(s for s in settings.stop_strings if s)
-        stop_chars = {s[-1] for s in stop_strings}
-        tok_text = self._token_texts() if stop_strings else None
+        stop = self._stop_check(settings)
         for _ in range(settings.max_new_tokens):
             nxt = logits.argmax(-1)
             step_lp = None
@@ -368,13 +504,7 @@ class HFEngine(Engine):
                 gen[row].append(tok)
                 if step_lp is not None:
                     lps[row].append(step_lp[j])
-                done = tok in self.eos_ids
-                if not done and tok_text is not None and tok < len(tok_text):
-                    piece = tok_text[tok]
-                    if any(c in piece for c in stop_chars):
-                        text = self.tokenizer.decode(gen[row][-8:])
-                        done = any(s in text for s in stop_strings)
-                if not done:
+                if not stop(gen[row], tok):
                     keep.append(j)
             if not keep or len(gen[active[keep[0]]]) >= settings.max_new_tokens:
                 break
@@ -385,6 +515,52 @@ class HFEngine(Engine):
                 active = [active[j] for j in keep]
             logits = step(nxt)
         return [Generation(ids, lps[r] if lps is not None else None) for r, ids in enumerate(gen)]
+
+
+class _Rows:
+    """Live rows of continuous batching: their prompt indices, KV cache (left padded to one width), attention
+    mask ``[rows, width]``, last positions and next-token logits."""
+
+    def __init__(self, rows: list[int], cache: Any, mask: Any, pos: Any, logits: Any) -> None:
+        self.rows, self.cache, self.mask, self.pos, self.logits = rows, cache, mask, pos, logits
+
+    def select(self, idx: Any) -> None:
+        """Keep rows ``idx`` (a tensor of positions in this batch)."""
+        self.cache.batch_select_indices(idx)
+        keep = idx.tolist()
+        self.rows = [self.rows[j] for j in keep]
+        self.mask, self.pos, self.logits = self.mask[idx], self.pos[idx], self.logits[idx]
+
+    @staticmethod
+    def merge(parts: list[_Rows], reserve: int) -> _Rows:
+        """One batch of ``parts``, each left-padded to the widest (padding masked, its keys/values zero)."""
+        import torch
+
+        from ._cache import growable_classes
+
+        layer_cls, cache_cls = growable_classes()  # type: ignore[misc]
+        width = max(int(p.mask.shape[1]) for p in parts)
+        total = sum(len(p.rows) for p in parts)
+        layers = []
+        for li in range(len(parts[0].cache.layers)):
+            k0 = parts[0].cache.layers[li].keys
+            kb = k0.new_zeros((total, k0.shape[1], width + reserve, k0.shape[3]))
+            vb = k0.new_zeros((total, k0.shape[1], width + reserve, parts[0].cache.layers[li].values.shape[3]))
+            r = 0
+            for p in parts:
+                la = p.cache.layers[li]
+                w, m = int(p.mask.shape[1]), len(p.rows)
+                kb[r : r + m, :, width - w : width] = la.keys
+                vb[r : r + m, :, width - w : width] = la.values
+                r += m
+            layer = layer_cls(reserve=reserve)
+            layer.adopt(kb, vb, width)
+            layers.append(layer)
+        for p in parts:
+            p.cache = None
+        mask = torch.cat([torch.nn.functional.pad(p.mask, (width - int(p.mask.shape[1]), 0)) for p in parts])
+        return _Rows(rows=[r for p in parts for r in p.rows], cache=cache_cls(layers=layers), mask=mask,
+                     pos=torch.cat([p.pos for p in parts]), logits=torch.cat([p.logits for p in parts]))
 
 
 def attention_window(config: Any) -> int | None:

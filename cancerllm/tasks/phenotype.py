@@ -64,8 +64,10 @@ class PhenotypeExtractor:
     alternatives for single-valued phenotypes; and :attr:`~cancerllm.schema.PhenotypeResult.provenance`
     (model, adapter hash, library version, settings, time, input hash).  See ``docs/checking.md``.
 
-    With a retriever, the examples differ per question, so each (report, question) is its own prompt
-    group and the report is encoded once per question (see ``docs/retrieval.md``).
+    With a retriever, the retrieved reports are the same for every question of a report; in the builder's
+    default ``shots_layout="shared"`` they come before the input report and each question's suffix shows
+    their answers to that question, so the questions of a report still share one prefix (encoded once).
+    With ``shots_layout="inline"`` each (report, question) is its own prompt group (see ``docs/retrieval.md``).
 
     Example:
         >>> extractor = CancerLLM.from_pretrained().phenotype_extractor(["stage", "grade"])  # doctest: +SKIP
@@ -173,17 +175,20 @@ class PhenotypeExtractor:
         where: list[tuple[int, tuple[int, int] | None]] = []
         for i, text in enumerate(texts):
             for c, (chunk, span) in enumerate(self._chunks(text, questions, names[i], per_text[i])):
-                by_shots: dict[tuple[int, ...], list[int]] = {}
+                # questions whose prompts share a prefix share a group: in the shared layout those shown the
+                # same example reports (their answers go in each question's suffix), inline the same examples
+                shared = builder.shots_layout == "shared"
+                by_shots: dict[tuple[Any, ...], list[int]] = {}
                 kept: list[list[Example]] = []
                 for j, shots in enumerate(per_text[i]):
                     kept.append([s for s in shots if s.context.strip() != chunk.strip()])
-                    by_shots.setdefault(tuple(id(s) for s in kept[j]), []).append(j)
+                    key = tuple(s.context if shared else id(s) for s in kept[j])
+                    by_shots.setdefault(key, []).append(j)
                 for js in by_shots.values():
-                    shots = kept[js[0]]
-                    first = builder.encode(self._example(chunk, questions[js[0]]), shots)
+                    first = builder.encode(self._example(chunk, questions[js[0]]), kept[js[0]])
                     sufs = [first.suffix_ids] + [
                         builder.encode(
-                            self._example(chunk, questions[j]), shots, prefix_ids=first.prefix_ids
+                            self._example(chunk, questions[j]), kept[j], prefix_ids=first.prefix_ids
                         ).suffix_ids
                         for j in js[1:]
                     ]

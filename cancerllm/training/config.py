@@ -111,6 +111,10 @@ class DataConfig(_Strict):
             ``"minilm"``, ...); ``None``: the library's offline default.  Use the same one at inference.
         max_shot_tokens: longest report text shown in one retrieved example; default
             ``max(16, 1500 // (2 * num_shots))``, what inference uses with the paper's 1,500-token input limit.
+        shots_layout: where retrieved examples go in question prompts (:class:`cancerllm.prompts.PromptBuilder`):
+            ``"shared"`` (default; the examples' reports before the input, their answers after the question)
+            or ``"inline"`` (each example a whole input/answer pair before the input); recorded with the
+            adapter, so inference builds the same prompts.
         shuffle: shuffle the data each epoch (seeded).
         share_prefix: instruction tuning packs the questions asked of one report into one sequence (the report
             once, then each question+answer, each seeing only the report and itself): same loss per example,
@@ -128,6 +132,7 @@ class DataConfig(_Strict):
     num_shots: int = Field(0, ge=0)
     retriever: str | None = None
     max_shot_tokens: int | None = Field(None, ge=1)
+    shots_layout: Literal["shared", "inline"] = "shared"
     shuffle: bool = True
     share_prefix: bool = False
 

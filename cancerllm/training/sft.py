@@ -117,7 +117,8 @@ def instruction_tune(
     tokenizer = load_tokenizer(cfg, base)
     model = load_model(cfg, base, acc)
     pad_id = ensure_pad_token(tokenizer, model)
-    builder = PromptBuilder(cfg.model.prompt_style, tokenizer, answer_prefix=cfg.model.answer_prefix)
+    builder = PromptBuilder(cfg.model.prompt_style, tokenizer, answer_prefix=cfg.model.answer_prefix,
+                            shots_layout=cfg.data.shots_layout)
     if shots is None and cfg.data.num_shots > 0:
         shots = _shot_selector(cfg, train_ex, tokenizer)
     train_shots, eval_shots = _shots_for(shots, train_ex), _shots_for(shots, eval_ex)
@@ -146,7 +147,8 @@ def instruction_tune(
         "steps": state.step,
     }
     return save_result(cfg, accelerator=acc, trained=trained, tokenizer=tokenizer, prompt_style=builder.style,
-                       answer_prefix=builder.answer_prefix, base_model_record=base_record, provenance=provenance)
+                       answer_prefix=builder.answer_prefix, shots_layout=builder.shots_layout,
+                       base_model_record=base_record, provenance=provenance)
 
 
 def _shot_selector(cfg: TrainingConfig, corpus: list[Example], tokenizer: Any) -> Any:

@@ -427,6 +427,7 @@ def save_result(
     base_model_record: str,
     provenance: dict[str, Any],
     answer_prefix: str = "",
+    shots_layout: str = "shared",
 ) -> Path:
     """Write the adapter, tokenizer and ``cancerllm_config.json`` (through ``CancerLLM.save_pretrained``),
     the config used, and the results; main process only."""
@@ -439,7 +440,7 @@ def save_result(
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         llm = CancerLLM(model, tokenizer, prompt_style=prompt_style, base_model=base_model_record,  # type: ignore[arg-type]
-                        answer_prefix=answer_prefix)
+                        answer_prefix=answer_prefix, shots_layout=shots_layout)  # type: ignore[arg-type]
         llm.save_pretrained(out)
         if trained.full_state_dict is not None:  # sharded engine: overwrite with the gathered adapter
             model.save_pretrained(str(out), state_dict=trained.full_state_dict, safe_serialization=True)

@@ -104,26 +104,76 @@ def _shots_in(prefix):
     return re.findall(r"Example \d+:\nInput: (.*?)\nOutput: (.*?)\n", prefix, flags=re.S)
 
 
+def _shared_shots_in(prefix):
+    """The example reports of a shared-layout prefix."""
+    return re.findall(r"Example \d+:\nInput: In the text: (.*?)\n\n", prefix, flags=re.S)
+
+
+def _answers_in(suffix):
+    return re.findall(r"\nExample \d+: (\{.*?\})", suffix.split("Their answers to this question:", 1)[1])
+
+
 # ------------------------------------------------------------------------------------------ phenotype
-def test_phenotype_prompts_hold_the_retrieved_examples_per_question(llm):
+def test_shared_layout_one_prefix_per_report_answers_per_question(llm):
     ext = llm.phenotype_extractor(["laterality", "grade"], retriever=Words(), corpus=phenotype_corpus(), k=2)
     query = "left breast ductal carcinoma G3 her2 negative"
     res = ext.extract(query)
     assert res.laterality == ["left"] and res.grade == ["G3"]  # answers mapped back to their questions
-    prompts = llm.engine.prompts()
-    assert len(prompts) == 2 and all(
-        len(sufs) == 1 for _, sufs in prompts
-    )  # one group per (report, question)
-    (lat_prefix, lat_suf), (grade_prefix, grade_suf) = prompts
-    assert "laterality" in lat_suf[0] and "grade" in grade_suf[0]
+    ((prefix, (lat_suf, grade_suf)),) = llm.engine.prompts()  # one group: the report's KV read by both
     best = "left breast invasive ductal carcinoma G3 er positive"
-    for prefix, question, answer in ((lat_prefix, LAT, "{left}"), (grade_prefix, GRADE, "{G3}")):
-        assert prefix.count(HEADER) == 1
+    assert prefix.count(HEADER) == 1
+    reports = _shared_shots_in(prefix)
+    assert len(reports) == 2 and reports[0] == best  # most similar first, reports only (no question/answer)
+    assert prefix.index("Example 2:") < prefix.index(f"In the text: {query}")  # examples before the input
+    assert prefix.rstrip().endswith(query) and "{" not in prefix.split("In the text: " + query)[0][-5:]
+    # each question's suffix: the question, then the examples' answers to *that* question, in the same order
+    answers = {t: REPORTS[t] for t in reports}
+    assert lat_suf.startswith(" " + LAT) and _answers_in(lat_suf) == ["{" + answers[t][0] + "}" for t in reports]
+    assert grade_suf.startswith(" " + GRADE) and _answers_in(grade_suf) == ["{" + answers[t][1] + "}" for t in reports]
+
+
+def test_inline_layout_keeps_whole_examples_before_the_input(llm):
+    llm.prompt_builder.shots_layout = "inline"
+    ext = llm.phenotype_extractor(["laterality", "grade"], retriever=Words(), corpus=phenotype_corpus(), k=2)
+    query = "left breast ductal carcinoma G3 her2 negative"
+    assert ext.extract(query).grade == ["G3"]
+    prompts = llm.engine.prompts()
+    assert len(prompts) == 2 and all(len(sufs) == 1 for _, sufs in prompts)  # one group per (report, question)
+    best = "left breast invasive ductal carcinoma G3 er positive"
+    for (prefix, _), question, answer in zip(prompts, (LAT, GRADE), ("{left}", "{G3}")):
         shots = _shots_in(prefix)
-        assert len(shots) == 2
-        assert shots[0] == (f"In the text: {best} {question}", answer)  # most similar first, the set format
-        assert all(s[0].endswith(question) for s in shots)  # the same question's examples
-        assert prefix.index("Example 2:") < prefix.index(f"In the text: {query}")  # shots before the input
+        assert len(shots) == 2 and shots[0] == (f"In the text: {best} {question}", answer)
+        assert prefix.index("Example 2:") < prefix.index(f"In the text: {query}")
+
+
+def test_both_layouts_generate_what_one_prompt_at_a_time_does(tiny_model_dir):
+    """The engine on the shared groups gives the ids of each whole prompt decoded alone."""
+    from cancerllm.engine.base import GenerationSettings, PromptGroup
+
+    model = CancerLLM.from_pretrained(tiny_model_dir)
+    for layout in ("shared", "inline"):
+        model.prompt_builder.shots_layout = layout
+        ext = model.phenotype_extractor(["laterality", "grade"], retriever=Words(), corpus=phenotype_corpus(), k=2)
+        texts = ["left breast ductal carcinoma G3", "right lung mass G2 squamous"]
+        groups, _ = ext.build_groups(texts, ext.questions, ["a", "b"])
+        assert len(groups) == (2 if layout == "shared" else 4)
+        settings = GenerationSettings(6, (), 8)
+        together = model.engine.generate_groups(groups, settings)
+        alone = [model.engine.generate_groups([PromptGroup(g.prefix_ids + s, [[]])], settings)[0][0]
+                 for g in groups for s in g.suffix_ids]
+        assert [x for row in together for x in row] == alone
+
+
+def test_the_shared_layout_refuses_examples_of_another_question():
+    from cancerllm.prompts import PromptBuilder
+
+    ex = Example(instruction=PHENOTYPE_INSTRUCTION, context="left breast", question=LAT)
+    other = Example(instruction=PHENOTYPE_INSTRUCTION, context="right lung", question=GRADE, response="{G2}")
+    with pytest.raises(InputError, match="another question"):
+        PromptBuilder().parts(ex, [other])
+    assert "Output: {G2}" in PromptBuilder(shots_layout="inline").render(ex, [other])
+    with pytest.raises(InputError, match="shots_layout"):
+        PromptBuilder(shots_layout="sideways")
 
 
 def test_the_input_is_never_its_own_example(llm):
@@ -132,7 +182,7 @@ def test_the_input_is_never_its_own_example(llm):
         llm.engine.groups.clear()
         ext.extract(text + "  ")  # whitespace differences do not hide the identity
         ((prefix, _),) = llm.engine.prompts()
-        inputs = [s[0] for s in _shots_in(prefix)]
+        inputs = _shared_shots_in(prefix)
         assert len(inputs) == 3 and all(text not in i for i in inputs)
 
 
