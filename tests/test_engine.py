@@ -157,14 +157,15 @@ def test_continuous_batching_equals_one_by_one_generate(tiny_llm, batch_size):
         assert a[0].logprobs == pytest.approx(b[0].logprobs, abs=1e-4)
 
 
-def test_continuous_batching_shares_the_header_once(tiny_llm, monkeypatch):
+def test_continuous_batching_encodes_each_prompt_alone_unpadded(tiny_llm, monkeypatch):
     tok, model = tiny_llm.tokenizer, tiny_llm.model
     prompts = [_ids(tok, n + "\n\n### Response:\n") for n in NOTES[:4]]
     eng = HFEngine(model, tok)
     seen = []
     forward = eng._forward
-    monkeypatch.setattr(eng, "_forward", lambda ids, *a: (seen.append(tuple(ids.shape)), forward(ids, *a))[1])
+    monkeypatch.setattr(eng, "_forward", lambda ids, mask, *a: (seen.append((tuple(ids.shape), mask is None)),
+                                                               forward(ids, mask, *a))[1])
     eng.generate_groups([PromptGroup(p, [[]]) for p in prompts], GenerationSettings(max_new_tokens=2, batch_size=8))
-    head = len(__import__("os").path.commonprefix(prompts))
-    assert seen[0] == (1, head)  # the header, once
-    assert seen[1] == (4, max(len(p) for p in prompts) - head)  # then only the rest of each prompt
+    by_length = sorted(prompts, key=len, reverse=True)
+    assert seen[:4] == [((1, len(p)), True) for p in by_length]  # each prompt alone, no mask, longest first
+    assert seen[4] == ((4, 1), False)  # then one decoding step for all four rows (left-padded, masked)

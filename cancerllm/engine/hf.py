@@ -13,7 +13,7 @@ What it does, and why it is fast:
   finished sequences are dropped from the batch so later steps get cheaper;
 * groups of one prompt each (diagnosis) use continuous batching instead: once half of the rows have
   stopped, the next prompts are encoded and join the decoding batch, so a batch never waits for its longest
-  answer (up to 500 tokens for a diagnosis); the header all prompts start with is encoded once per call.
+  answer (up to 500 tokens for a diagnosis); each newcomer is encoded alone, unpadded, with the causal kernel.
 
 Positions are computed from the attention mask, so a left-padded batch sees exactly the positions of an
 unpadded single sequence; padding between a prefix and its (left-padded) suffix is masked out.
@@ -200,24 +200,18 @@ class HFEngine(Engine):
         """Greedy decoding of whole prompts ``seqs`` (longest first) with continuous batching: at most
         ``settings.batch_size`` rows decode together, a row leaves the batch as soon as it stops, and once
         half the batch has left, the next prompts are encoded and join it (their KV caches and the live rows'
-        are laid out left-padded to one width), so a batch never waits for its longest answer.  The header
-        every prompt starts with (template, instruction) is encoded once for the whole call and copied into
-        each new row's cache."""
+        are laid out left-padded to one width), so a batch never waits for its longest answer.
+
+        Each newcomer is encoded alone, unpadded and without a mask, so attention takes the model's causal
+        kernel: on a CPU that ran 1.85x faster than a left-padded batch with a mask, and faster than encoding
+        the shared instruction header once and the rest against it (a masked kernel again; measured 168 vs
+        149 GFLOP/s on CancerLLM-Smol diagnosis prompts, the header being ~6% of each prompt)."""
         import torch
 
         dev = self.device
         n = len(seqs)
         gen: list[list[int]] = [[] for _ in range(n)]
         lps: list[list[float]] | None = [[] for _ in range(n)] if settings.logprobs else None
-        head = len(os.path.commonprefix(seqs)) if n > 1 else 0
-        head = min(head, min(len(x) for x in seqs) - 1)
-        header: list[tuple[Any, Any]] | None = None
-        if head >= self.min_shared_header:
-            ids = torch.tensor([seqs[0][:head]], device=dev)
-            _, c = self._forward(ids, torch.ones_like(ids), torch.arange(head, device=dev)[None], make_cache(0))
-            header = [(la.keys, la.values) for la in c.layers]
-        else:
-            head = 0
         cap = max(1, int(settings.batch_size))
         reserve = min(settings.max_new_tokens, 64) + 1
         stop = self._stop_check(settings)
@@ -225,17 +219,9 @@ class HFEngine(Engine):
         nxt_prompt = 0
         while nxt_prompt < n or live is not None:
             if nxt_prompt < n and (live is None or len(live.rows) <= cap // 2):
-                take = list(range(nxt_prompt, min(n, nxt_prompt + cap - (0 if live is None else len(live.rows)))))
+                take = range(nxt_prompt, min(n, nxt_prompt + cap - (0 if live is None else len(live.rows))))
                 nxt_prompt = take[-1] + 1
-                parts = [] if live is None else [live]
-                budget = max(1, 4 * self.prefill_tokens)
-                start = 0
-                while start < len(take):  # encode the newcomers a few thousand tokens at a time
-                    width = len(seqs[take[start]]) - head
-                    stop_at = min(len(take), start + max(1, budget // max(1, width)))
-                    rows = take[start:stop_at]
-                    parts.append(self._prefill_rows([seqs[i] for i in rows], rows, head, header, reserve))
-                    start = stop_at
+                parts = ([] if live is None else [live]) + [self._prefill_row(seqs[i], i, reserve) for i in take]
                 live = _Rows.merge(parts, reserve) if len(parts) > 1 else parts[0]
             assert live is not None
             nxt = live.logits.argmax(-1)
@@ -257,44 +243,24 @@ class HFEngine(Engine):
                 live = None
                 continue
             if len(keep) < len(live.rows):
-                live.select(torch.tensor(keep, device=dev))
-                nxt = nxt[torch.tensor(keep, device=dev)]
+                idx = torch.tensor(keep, device=dev)
+                live.select(idx)
+                nxt = nxt[idx]
             live.mask = torch.cat([live.mask, torch.ones((live.mask.shape[0], 1), dtype=live.mask.dtype,
                                                          device=dev)], dim=1)
             live.pos = live.pos + 1
             live.logits, live.cache = self._forward(nxt[:, None], live.mask, live.pos[:, None], live.cache)
         return [Generation(ids, lps[r] if lps is not None else None) for r, ids in enumerate(gen)]
 
-    def _prefill_rows(self, seqs: list[list[int]], rows: list[int], head: int,
-                      header: list[tuple[Any, Any]] | None, reserve: int) -> _Rows:
-        """Encode whole prompts (left padded after the shared header, whose KV is copied in) into a
-        :class:`_Rows` ready to decode."""
+    def _prefill_row(self, seq: list[int], row: int, reserve: int) -> _Rows:
+        """Encode one whole prompt (no padding, no mask: the causal kernel) into a :class:`_Rows` of one row."""
         import torch
 
-        from ._cache import growable_classes
-
         dev = self.device
-        rests = [s[head:] for s in seqs]
-        ids, rmask = self._left_pad(rests, self.pad_id)
-        m, width = ids.shape
-        mask = torch.cat([torch.ones((m, head), dtype=rmask.dtype), rmask], dim=1).to(dev)
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        if header is None:
-            cache = make_cache(reserve)
-        else:
-            layer_cls, cache_cls = growable_classes()  # type: ignore[misc]
-            layers = []
-            for k, v in header:
-                kb = k.new_empty((m, k.shape[1], head + width + reserve, k.shape[3]))
-                vb = v.new_empty((m, v.shape[1], head + width + reserve, v.shape[3]))
-                kb[:, :, :head] = k
-                vb[:, :, :head] = v
-                layer = layer_cls(reserve=reserve)
-                layer.adopt(kb, vb, head)
-                layers.append(layer)
-            cache = cache_cls(layers=layers)
-        logits, cache = self._forward(ids.to(dev), mask, pos[:, head:], cache)
-        return _Rows(rows=list(rows), cache=cache, mask=mask, pos=pos[:, -1], logits=logits)
+        ids = torch.tensor([seq], device=dev)
+        pos = torch.arange(len(seq), device=dev)[None]
+        logits, cache = self._forward(ids, None, pos, make_cache(reserve))
+        return _Rows(rows=[row], cache=cache, mask=torch.ones_like(ids), pos=pos[:, -1], logits=logits)
 
     def _stop_check(self, settings: GenerationSettings) -> Any:
         """``stop(generated_ids, last_token)``: EOS, or a stop string in the text of the last tokens."""
