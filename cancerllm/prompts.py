@@ -187,13 +187,14 @@ SHOTS_LAYOUTS = ("shared", "inline")
 
 
 def _shared_shot_block(shots: Sequence[Example], header: str) -> str:
-    """The retrieved reports alone (no question, no answer): the part every question of a report shares."""
-    if not shots:
-        return ""
-    lines = [header]
+    """The retrieved reports alone (no question, no answer), placed after the input report: the part every
+    question of a report shares.  Starts with a blank line, ends with the last report's last character."""
+    lines = [""]
+    if shots:
+        lines.append(header)
     for i, s in enumerate(shots, 1):
-        lines.append(f"Example {i}:\nInput: In the text: {s.context}")
-    return "\n\n".join(lines) + "\n\n"
+        lines.append(f"Example {i}:\nInput: In the text: {s.context.strip()}")
+    return "\n\n".join(lines) if shots else ""
 
 
 def _shot_answers(shots: Sequence[Example]) -> str:
@@ -240,12 +241,13 @@ class PromptBuilder:
             of the prompt; ``"{"`` makes even an untuned model answer with a set, and ends generation early
             at ``"}"``. The response of a training example loses this prefix (it is already in the prompt);
             :meth:`answer_text` puts it back before parsing. Empty (the official format) by default.
-        shots_layout: where retrieved examples go in a question prompt. ``"shared"`` (default): the
-            examples' reports, then the input report, end the prefix, and the examples' answers to *this*
-            question follow the question in the suffix, so every question about a report shares one prefix
-            (its KV cache is computed once for all of them). ``"inline"``: the earlier layout, each example a
-            whole ``Input: <report> <question>`` / ``Output: <answer>`` pair before the input, so the prefix
-            differs per question. Diagnosis prompts (no question) always use the inline pairs.
+        shots_layout: where retrieved examples go in a question prompt. ``"shared"`` (default): the input
+            report, then the examples' reports, end the prefix, and the examples' answers to *this* question
+            follow the question in the suffix, so the questions about a report shown the same examples share
+            one prefix, and those shown other examples still share the report (the engine encodes each
+            shared part once). ``"inline"``: the earlier layout, each example a whole ``Input: <report>
+            <question>`` / ``Output: <answer>`` pair before the input, so the prefix differs per question.
+            Diagnosis prompts (no question) always use the inline pairs.
 
     Example:
         >>> from cancerllm.schema import Example, Phenotype, PHENOTYPE_INSTRUCTION
@@ -329,12 +331,12 @@ class PromptBuilder:
             left, right = f"In the text: {example.context}", f" {example.question}"
         else:
             left, right = example.context, ""
-        if example.question is not None and self.shots_layout == "shared":
-            head, right = _shared_shot_block(shots, self.shots_header), right + _shot_answers(shots)
+        if example.question is not None and self.shots_layout == "shared" and shots:
+            # the input report, then the retrieved reports; the question and their answers to it after the cut
+            body = left.rstrip() + _shared_shot_block(shots, self.shots_header) + marker + right + _shot_answers(shots)
         else:
-            head = _shot_block(shots, self.shots_header)
-        core = left.rstrip()
-        body = head + core + marker + left[len(core):] + right
+            core = left.rstrip()
+            body = _shot_block(shots, self.shots_header) + core + marker + left[len(core):] + right
         if self.style == "alpaca":
             if not example.context and not shots and example.question is None:
                 text = _ALPACA_NO_CONTEXT.format(instruction=example.instruction) + marker

@@ -169,3 +169,29 @@ def test_continuous_batching_encodes_each_prompt_alone_unpadded(tiny_llm, monkey
     by_length = sorted(prompts, key=len, reverse=True)
     assert seen[:4] == [((1, len(p)), True) for p in by_length]  # each prompt alone, no mask, longest first
     assert seen[4] == ((4, 1), False)  # then one decoding step for all four rows (left-padded, masked)
+
+
+def test_prefixes_sharing_a_report_encode_it_once_and_equal_one_by_one(tiny_llm, monkeypatch):
+    """Two prompts of one report with different retrieved examples (report first, examples after) share the
+    report as a family level; outputs equal one-by-one generate."""
+    tok, model = tiny_llm.tokenizer, tiny_llm.model
+    report = _ids(tok, HEADER + REPORTS[1][13:] + " Margins free. Nodes negative. Grade 2 of 3.")
+    a = report + _ids(tok, "\n\nExample 1: right lung adenocarcinoma")
+    b = report + _ids(tok, "\n\nExample 1: left kidney clear cell carcinoma, grade 2")
+    other = _ids(tok, HEADER + REPORTS[0][13:])
+    groups = [PromptGroup(a, [_ids(tok, q) for q in QUESTIONS[:2]]), PromptGroup(other, [_ids(tok, QUESTIONS[0])]),
+              PromptGroup(b, [_ids(tok, QUESTIONS[2])])]
+    eng = HFEngine(model, tok)
+    encoded = []
+    inner = eng._encode_rows
+    monkeypatch.setattr(eng, "_encode_rows", lambda levels, rg, seqs, *a, **k: (
+        encoded.append([len(x) for x in seqs]), inner(levels, rg, seqs, *a, **k))[1])
+    out = eng.generate_groups(groups, GenerationSettings(max_new_tokens=8, batch_size=16))
+    for g, grp in enumerate(groups):
+        for s, suf in enumerate(grp.suffix_ids):
+            assert out[g][s] == _reference(model, grp.prefix_ids + suf, 8), (g, s)
+    head = len(__import__("os").path.commonprefix([a, b, other]))
+    shared = len(__import__("os").path.commonprefix([a, b]))
+    # the family parts (the report once; the other prompt, a family of its own), then what is left of each
+    assert sorted(encoded[0]) == sorted([shared - head, len(other) - 1 - head])
+    assert sorted(encoded[1]) == sorted([len(a) - shared, len(b) - shared, 1])

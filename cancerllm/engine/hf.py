@@ -63,6 +63,9 @@ class HFEngine(Engine):
         self.suffix_buckets = 8
         #: a header shared by every prefix of a batch (template, instruction) at least this long is encoded once
         self.min_shared_header = 8
+        #: prefixes that share at least this many tokens beyond the header (one report asked with different
+        #: retrieved examples) encode the shared part once, as a level of its own
+        self.min_shared_family = 32
         #: groups of one prompt each (diagnosis) decode with continuous batching: rows join as others finish
         self.continuous = True
         self._base = base
@@ -128,8 +131,15 @@ class HFEngine(Engine):
                 prefix, sufs = sufs[0][:1], [s[1:] or s for s in sufs]
             norm.append((prefix, sufs))
 
-        # batch by number of sequences (suffixes), groups sorted by prefix length (longest first)
-        order = sorted(range(len(norm)), key=lambda i: -len(norm[i][0]))
+        # batch by number of sequences (suffixes), groups sorted by prefix length (longest first); groups whose
+        # prefixes share more than the common header (one report's prompts with different retrieved
+        # examples) stay together, ordered by their longest member, so a batch can encode the shared part once
+        prefixes = [p for p, _ in norm]
+        fam = _families(prefixes, _header_length(prefixes, 0) + self.min_shared_family)
+        longest = {}
+        for i, f in enumerate(fam):
+            longest[f] = max(longest.get(f, 0), len(prefixes[i]))
+        order = sorted(range(len(norm)), key=lambda i: (-longest[fam[i]], fam[i], -len(prefixes[i])))
         batches: list[list[int]] = []
         cur: list[int] = []
         cur_rows = 0
@@ -340,24 +350,44 @@ class HFEngine(Engine):
 
         dev = self.device
         prefixes = [p for p, _ in groups]
-        # levels of shared prefixes, outermost first: (keys per layer, values per layer, validity, is_header)
-        levels: list[tuple[list[Any], list[Any], Any, bool]] = []
+        # levels of shared prefixes, outermost first: (keys per layer, values per layer, validity, group_of),
+        # group_of mapping each group of the batch to its group in the level (None: one group for all)
+        levels: list[tuple[list[Any], list[Any], Any, list[int] | None]] = []
         # ---- the header all prefixes share (template, instruction), encoded once
-        head = len(os.path.commonprefix(prefixes)) if len(prefixes) > 1 else 0
-        head = min(head, min(len(p) for p in prefixes) - 1)
-        if head < self.min_shared_header:
-            head = 0
+        head = _header_length(prefixes, self.min_shared_header)
         if head:
             ids = torch.tensor([prefixes[0][:head]], device=dev)
             _, c = self._forward(ids, torch.ones_like(ids), torch.arange(head, device=dev)[None], make_cache(0))
             valid = torch.ones((1, head), dtype=torch.bool, device=dev)
-            levels.append(([la.keys for la in c.layers], [la.values for la in c.layers], valid, True))
+            levels.append(([la.keys for la in c.layers], [la.values for la in c.layers], valid, None))
+        # ---- families: prefixes sharing more than the header (one report asked with different retrieved
+        # examples) get a level of their own, that shared part encoded once per family
+        start = [head] * len(prefixes)
+        fam = _families(prefixes, head + self.min_shared_family)
+        if len(set(fam)) < len(fam):
+            members: dict[int, list[int]] = {}
+            for g, f in enumerate(fam):
+                members.setdefault(f, []).append(g)
+            fam_ids = sorted(members)
+            fam_of = [fam_ids.index(f) for f in fam]
+            ends = []
+            for f in fam_ids:
+                ps = [prefixes[g] for g in members[f]]
+                ends.append(min(len(os.path.commonprefix(ps)) if len(ps) > 1 else len(ps[0]),
+                                min(len(x) for x in ps) - 1))  # every group keeps a token of its own
+            if min(ends) > head:
+                parts = [prefixes[members[f][0]][head:e] for f, e in zip(fam_ids, ends)]
+                plan = _chunks([len(x) for x in parts], self.prefill_tokens, len(parts))
+                keys, values, valid, _ = self._encode_rows(levels, [0] * len(parts), parts, [head] * len(parts),
+                                                           plan)
+                levels.append((keys, values, valid, fam_of))
+                start = [ends[fam_of[g]] for g in range(len(prefixes))]
         # ---- the rest of each prefix (the report), a chunk of about prefill_tokens tokens at a time
-        rests = [p[head:] for p in prefixes]
+        rests = [p[b:] for p, b in zip(prefixes, start)]
         plan = _chunks([len(r) for r in rests], self.prefill_tokens, len(rests))  # exact lengths: no padding
-        keys, values, valid, _ = self._encode_rows(levels, [0] * len(rests), rests, [head] * len(rests), plan)
-        levels.append((keys, values, valid, False))
-        prefix_len = [head + len(r) for r in rests]
+        keys, values, valid, _ = self._encode_rows(levels, list(range(len(rests))), rests, start, plan)
+        levels.append((keys, values, valid, list(range(len(rests)))))
+        prefix_len = [b + len(r) for b, r in zip(start, rests)]
 
         # ---- suffixes: each reads single copies of its prefix levels; encoded in buckets of equal length so
         # that (almost) no padding is computed, then laid out left-padded for decoding
@@ -390,12 +420,13 @@ class HFEngine(Engine):
             gen = self._decode(logits, n, settings, compact, step)
         return self._split(groups, gen)
 
-    def _encode_rows(self, levels: list[tuple[list[Any], list[Any], Any, bool]], row_group: list[int],
+    def _encode_rows(self, levels: list[tuple[list[Any], list[Any], Any, list[int] | None]], row_group: list[int],
                      seqs: list[list[int]], start: list[int], plan: list[tuple[int, list[int]]],
                      capacity: int | None = None) -> tuple[list[Any], list[Any], Any, Any]:
         """Encode token sequences ``seqs`` (row ``r`` at positions ``start[r]...``) that attend to single
-        copies of the prefix ``levels`` (row ``r`` reads group ``row_group[r]`` of the last level and group 0
-        of a header level), a chunk of ``plan`` at a time (``(width, rows)``: rows left-padded to ``width``).
+        copies of the prefix ``levels`` (row ``r`` belongs to batch group ``row_group[r]`` and reads, of each
+        level, the group that level's ``group_of`` maps it to; group 0 of a header level), a chunk of ``plan``
+        at a time (``(width, rows)``: rows left-padded to ``width``).
 
         Returns each layer's keys and values ``[rows, kv_heads, capacity, dim]`` whose first ``W`` positions
         hold the sequences left-padded to the longest one, ``W`` (padding zeroed), their validity
@@ -562,8 +593,32 @@ def _chunks(lengths: Sequence[int], budget: int, max_buckets: int) -> list[tuple
     return out
 
 
-def _prefix_levels(levels: Sequence[tuple[Any, Any, Any, bool]], row_group: list[int]) -> list[Any]:
-    """The :class:`PrefixLevel` s of rows reading ``row_group`` (a header level is read by every row)."""
+def _prefix_levels(levels: Sequence[tuple[Any, Any, Any, list[int] | None]], row_group: list[int]) -> list[Any]:
+    """The :class:`PrefixLevel` s of rows of batch groups ``row_group`` (a level whose ``group_of`` is None, the
+    header, is one group read by every row)."""
     from ._shared_prefix import PrefixLevel
 
-    return [PrefixLevel(valid, [0] * len(row_group) if header else row_group) for _, _, valid, header in levels]
+    return [PrefixLevel(valid, [0] * len(row_group) if group_of is None else [group_of[g] for g in row_group])
+            for _, _, valid, group_of in levels]
+
+
+def _header_length(prefixes: Sequence[Sequence[int]], minimum: int) -> int:
+    """Tokens every prefix starts with (at most the shortest prefix minus one), or 0 below ``minimum``."""
+    if len(prefixes) < 2:
+        return 0
+    head = min(len(os.path.commonprefix(list(prefixes))), min(len(p) for p in prefixes) - 1)
+    return head if head >= max(1, minimum) else 0
+
+
+def _families(prefixes: Sequence[Sequence[int]], min_common: int) -> list[int]:
+    """A family id per prefix: prefixes sharing their first ``min_common`` tokens or more with a neighbour in
+    lexicographic order form one family (e.g. the prompts of one report with different retrieved examples);
+    every other prefix is a family of its own."""
+    order = sorted(range(len(prefixes)), key=lambda i: tuple(prefixes[i]))
+    fam = [0] * len(prefixes)
+    current = -1
+    for k, i in enumerate(order):
+        if k == 0 or len(os.path.commonprefix([prefixes[order[k - 1]], prefixes[i]])) < min_common:
+            current += 1
+        fam[i] = current
+    return fam

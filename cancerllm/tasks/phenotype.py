@@ -120,8 +120,9 @@ class PhenotypeExtractor:
         builder = self.model.prompt_builder
         tok = self.model.tokenizer
         shots = shots or [()] * len(questions)
-        budget = self.model.max_input_tokens - max(
-            len(builder.encode(self._example("", q), s).prompt_ids)
+        # the prompt around a one-token report ("x"), less that token: what the template and examples take
+        budget = self.model.max_input_tokens + 1 - max(
+            len(builder.encode(self._example("x", q), s).prompt_ids)
             for q, s in zip(questions, shots, strict=True)
         )
         if budget <= 0 and any(shots):

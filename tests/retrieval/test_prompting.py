@@ -106,7 +106,7 @@ def _shots_in(prefix):
 
 def _shared_shots_in(prefix):
     """The example reports of a shared-layout prefix."""
-    return re.findall(r"Example \d+:\nInput: In the text: (.*?)\n\n", prefix, flags=re.S)
+    return re.findall(r"Example \d+:\nInput: In the text: (.*?)(?:\n\n|$)", prefix, flags=re.S)
 
 
 def _answers_in(suffix):
@@ -124,8 +124,8 @@ def test_shared_layout_one_prefix_per_report_answers_per_question(llm):
     assert prefix.count(HEADER) == 1
     reports = _shared_shots_in(prefix)
     assert len(reports) == 2 and reports[0] == best  # most similar first, reports only (no question/answer)
-    assert prefix.index("Example 2:") < prefix.index(f"In the text: {query}")  # examples before the input
-    assert prefix.rstrip().endswith(query) and "{" not in prefix.split("In the text: " + query)[0][-5:]
+    assert prefix.index(f"In the text: {query}") < prefix.index("Example 1:")  # the input report first
+    assert prefix.endswith(reports[-1]) and "{" not in prefix  # the prefix ends with the examples' reports
     # each question's suffix: the question, then the examples' answers to *that* question, in the same order
     answers = {t: REPORTS[t] for t in reports}
     assert lat_suf.startswith(" " + LAT) and _answers_in(lat_suf) == ["{" + answers[t][0] + "}" for t in reports]
