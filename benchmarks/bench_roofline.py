@@ -112,7 +112,7 @@ def count(llm, reports: list[str], batch_size: int, max_new_tokens: int) -> dict
         head = head if head >= llm.engine.min_shared_header else 0
         prefill += sum(shape.token(i + 1) for i in range(head))
         tokens += head
-        rows = []  # (context at the first generated token, generated length)
+        rows = []  # (group, its prefix length, the row's own tokens at the first generated token, generated length)
         for gi, g in zip(order[s : s + per], batch):
             p = len(g.prefix_ids)
             prefill += sum(shape.token(i + 1) for i in range(head, p))
@@ -120,11 +120,14 @@ def count(llm, reports: list[str], batch_size: int, max_new_tokens: int) -> dict
             for suf, n in zip(g.suffix_ids, lengths[gi]):
                 prefill += sum(shape.token(p + j + 1) for j in range(len(suf))) + shape.head()
                 tokens += len(suf)
-                rows.append((p + len(suf), n))
-        for t in range(1, max(n for _, n in rows)):  # the first token comes from the prefill's logits
-            alive = [ctx for ctx, n in rows if n > t]
-            decode += sum(shape.token(ctx + t) + shape.head() for ctx in alive)
-            decode_bytes += shape.weight_bytes() + sum(shape.kv_bytes(ctx + t) for ctx in alive)
+                rows.append((gi, p, len(suf), n))
+        for t in range(1, max(r[3] for r in rows)):  # the first token comes from the prefill's logits
+            alive = [r for r in rows if r[3] > t]
+            decode += sum(shape.token(p + own + t) + shape.head() for _, p, own, _ in alive)
+            # bytes read: the weights, each live group's prefix KV once (shared by its rows), each row's own KV
+            prefixes = {gi: p for gi, p, _, _ in alive}
+            decode_bytes += shape.weight_bytes() + sum(shape.kv_bytes(p - head) for p in prefixes.values())
+            decode_bytes += shape.kv_bytes(head) + sum(shape.kv_bytes(own + t) for _, _, own, _ in alive)
     return {"prefill_flops": prefill, "decode_flops": decode, "decode_bytes": decode_bytes,
             "prompt_tokens": tokens, "generated_tokens": sum(len(g) for g in gen),
             "answers": len(gen), "linear_params": shape.linear_params}

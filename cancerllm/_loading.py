@@ -6,7 +6,8 @@ One place for each loading rule:
   ``device_map=``; without either, the first GPU when there is one, else the CPU.  A GPU that is not there is
   refused at load time.
 * **dtype** (:func:`resolve_dtype`): follows the target device: bfloat16 on a GPU that supports it natively
-  (compute capability 8.0+), float16 on older GPUs (T4, V100), float32 on the CPU unless asked.
+  (compute capability 8.0+), float16 on older GPUs (T4, V100); for inference on a CPU with native bf16 dot
+  products (:func:`cpu_supports_bf16`) bfloat16, else float32 (``CANCERLLM_CPU_BF16=0`` keeps float32).
 * **quantization** (:func:`quantization_config`): bitsandbytes 8-bit / 4-bit NF4; a warning on the CPU,
   where it is slower than float32.
 * **pickle policy** (:func:`check_pickle`, :func:`safetensors_flag`): safetensors only unless ``allow_pickle``.
@@ -291,15 +292,18 @@ def cuda_supports_bf16(index: int | None = None) -> bool:
         return bool(torch.cuda.is_bf16_supported(including_emulation=False))
 
 
-def resolve_dtype(dtype: Any = None, placement: Placement | str | None = None) -> Any:
+def resolve_dtype(dtype: Any = None, placement: Placement | str | None = None, *, cpu_bf16: bool = False) -> Any:
     """The torch dtype of the weights.
 
     Args:
         dtype: a ``torch.dtype``, its name (``"float32"``, ``"bfloat16"``, ``"float16"``, or ``fp32`` /
             ``bf16`` / ``fp16``), or None / ``"auto"``: bfloat16 on a GPU that supports it natively, float16
-            on older GPUs, float16 on Apple MPS, float32 on the CPU.
+            on older GPUs, float16 on Apple MPS, float32 on the CPU (bfloat16 with ``cpu_bf16=True`` on a CPU
+            with native bf16 dot products, :func:`cpu_supports_bf16`: what inference loading asks for).
         placement: the target (:func:`resolve_placement`), or a device type (``"cuda"``, ``"cpu"``); None:
             a GPU when CUDA is available.
+        cpu_bf16: let ``"auto"`` pick bfloat16 on such a CPU (unless the environment variable
+            ``CANCERLLM_CPU_BF16=0`` keeps float32).
 
     Raises:
         ConfigError: an unknown dtype name.
@@ -315,7 +319,8 @@ def resolve_dtype(dtype: Any = None, placement: Placement | str | None = None) -
             return torch.bfloat16 if cuda_supports_bf16(placement.cuda_index) else torch.float16
         if placement.device_type == "mps":
             return torch.float16
-        return torch.float32
+        keep_fp32 = os.environ.get("CANCERLLM_CPU_BF16", "").strip().lower() in ("0", "false", "no", "off")
+        return torch.bfloat16 if cpu_bf16 and not keep_fp32 and cpu_supports_bf16() else torch.float32
     if isinstance(dtype, torch.dtype):
         return dtype
     if isinstance(dtype, str):

@@ -77,7 +77,7 @@ def _quiet_loading(quiet: bool) -> None:
 _DEVICE_OPTION = typer.Option(None, "--device", help="cpu, cuda, cuda:1 or auto (default: the first GPU when "
                               "there is one, else the CPU)")
 _DTYPE_OPTION = typer.Option("auto", "--dtype", help="auto (bfloat16 on recent GPUs, float16 on older ones, "
-                             "float32 on the CPU), float32, bfloat16 or float16")
+                             "bfloat16 on CPUs with native bf16, else float32), float32, bfloat16 or float16")
 _QUANTIZATION_OPTION = typer.Option("none", "--quantization", help="none, 8bit or 4bit (bitsandbytes: saves "
                                     "memory; on a CPU often slower than float32)")
 _ADAPTER_OPTION = typer.Option(None, "--adapter", help="a LoRA adapter folder (or hub id) to load on top of "

@@ -193,5 +193,76 @@ def test_prefixes_sharing_a_report_encode_it_once_and_equal_one_by_one(tiny_llm,
     head = len(__import__("os").path.commonprefix([a, b, other]))
     shared = len(__import__("os").path.commonprefix([a, b]))
     # the family parts (the report once; the other prompt, a family of its own), then what is left of each
-    assert sorted(encoded[0]) == sorted([shared - head, len(other) - 1 - head])
-    assert sorted(encoded[1]) == sorted([len(a) - shared, len(b) - shared, 1])
+    assert encoded[0] == [head]  # the header
+    assert sorted(encoded[1]) == sorted([shared - head, len(other) - 1 - head])
+    assert sorted(encoded[2]) == sorted([len(a) - shared, len(b) - shared, 1])
+
+
+# ------------------------------------------------------------------------------------------ prefix cache
+def _recording(eng, monkeypatch):
+    encoded = []
+    inner = eng._encode_rows
+    monkeypatch.setattr(eng, "_encode_rows", lambda levels, rg, seqs, *a, **k: (
+        encoded.append(sorted(len(x) for x in seqs)), inner(levels, rg, seqs, *a, **k))[1])
+    return encoded
+
+
+def test_prefix_cache_skips_reports_seen_before_with_identical_outputs(tiny_llm, monkeypatch):
+    tok, model = tiny_llm.tokenizer, tiny_llm.model
+    groups = [PromptGroup(_ids(tok, HEADER + r), [_ids(tok, q) for q in QUESTIONS]) for r in REPORTS]
+    eng = HFEngine(model, tok)
+    encoded = _recording(eng, monkeypatch)
+    settings = GenerationSettings(max_new_tokens=8, batch_size=64)
+    first = eng.generate_groups(groups, settings)
+    n_first = len(encoded)
+    assert n_first == 3  # header, reports, questions
+    encoded.clear()
+    again = eng.generate_groups(groups[::-1], settings)  # another order, same prompts
+    assert again == first[::-1]
+    assert len(encoded) == 1 and encoded[0] == sorted(len(q) for q in [_ids(tok, q) for q in QUESTIONS] * 3)
+    # a new report among known ones: only it is encoded; outputs still equal one-by-one generate
+    encoded.clear()
+    new = PromptGroup(_ids(tok, HEADER + "In the text: Melanoma of the scalp, Breslow 2 mm."), [_ids(tok, QUESTIONS[0])])
+    out = eng.generate_groups([groups[0], new], settings)
+    assert out[0] == first[0]
+    assert out[1][0] == _reference(model, new.prefix_ids + new.suffix_ids[0], 8)
+    head = len(__import__("os").path.commonprefix([groups[0].prefix_ids, new.prefix_ids]))
+    assert encoded[0] == [len(new.prefix_ids) - head]
+
+
+def test_prefix_cache_is_dropped_when_the_weights_change_and_can_be_off(tiny_model_dir, monkeypatch):
+    from cancerllm import CancerLLM
+
+    llm = CancerLLM.from_pretrained(tiny_model_dir)
+    tok, model = llm.tokenizer, llm.model
+    groups = [PromptGroup(_ids(tok, HEADER + r), [_ids(tok, q) for q in QUESTIONS[:2]]) for r in REPORTS]
+    eng = HFEngine(model, tok)
+    encoded = _recording(eng, monkeypatch)
+    settings = GenerationSettings(max_new_tokens=6, batch_size=64)
+    eng.generate_groups(groups, settings)
+    with torch.no_grad():
+        next(model.parameters()).data.mul_(1.5)  # weights changed in place (as merging an adapter does)
+    encoded.clear()
+    changed = eng.generate_groups(groups, settings)
+    assert len(encoded) == 3  # header, reports and questions encoded again
+    for g, grp in enumerate(groups):
+        assert changed[g][0] == _reference(model, grp.prefix_ids + grp.suffix_ids[0], 6)
+    eng.prefix_cache_mb = 0
+    eng.clear_prefix_cache()
+    encoded.clear()
+    eng.generate_groups(groups, settings)
+    eng.generate_groups(groups, settings)
+    assert len(encoded) == 6 and eng._prefix_kv is None  # nothing kept
+
+
+def test_prefix_cache_keeps_to_its_budget():
+    from cancerllm.engine.hf import _PrefixKV
+
+    store = _PrefixKV(mark=1)
+    store.budget = 3 * 4 * 2 * 10  # three entries of 10 float32 keys + 10 values
+    for i in range(5):
+        store.put((i,), [(torch.zeros(10), torch.zeros(10))])
+    assert len(store) == 3 and store.get((0,)) is None and store.get((4,)) is not None
+    store.get((2,))  # used: kept over 3
+    store.put((5,), [(torch.zeros(10), torch.zeros(10))])
+    assert store.get((2,)) is not None and store.get((3,)) is None and store.used <= store.budget

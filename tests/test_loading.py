@@ -379,3 +379,25 @@ def test_cli_bad_loading_options(tiny_model_dir, tmp_path):
         assert res.exit_code == 2 and "CUDA GPU" in res.output
     res = CliRunner().invoke(app, [*base, "--device", "cpu", "--dtype", "float32", "-q"])
     assert res.exit_code == 0, res.output
+
+
+def test_cpu_bf16_detection_reads_the_cpu_flags():
+    assert ld.cpu_supports_bf16("processor: 0\nflags\t: fpu avx512f avx512_bf16 sse\n")
+    assert ld.cpu_supports_bf16("flags : amx_bf16 amx_tile")
+    assert ld.cpu_supports_bf16("Features\t: fp asimd bf16 i8mm")  # Arm
+    assert not ld.cpu_supports_bf16("flags : fpu avx2 avx512f avx512bw")  # AVX-512 alone: bf16 emulated
+    assert not ld.cpu_supports_bf16("")
+
+
+def test_auto_dtype_on_a_bf16_cpu_is_bfloat16_for_inference_only(monkeypatch):
+    cpu = ld.resolve_placement("cpu")
+    monkeypatch.delenv("CANCERLLM_CPU_BF16", raising=False)
+    monkeypatch.setattr(ld, "cpu_supports_bf16", lambda cpuinfo=None: True)
+    assert ld.resolve_dtype("auto", cpu, cpu_bf16=True) is torch.bfloat16
+    assert ld.resolve_dtype("auto", cpu) is torch.float32  # training and other callers keep float32
+    assert ld.resolve_dtype("float32", cpu, cpu_bf16=True) is torch.float32  # asked for: given
+    monkeypatch.setenv("CANCERLLM_CPU_BF16", "0")  # the operator's switch back to float32
+    assert ld.resolve_dtype("auto", cpu, cpu_bf16=True) is torch.float32
+    monkeypatch.delenv("CANCERLLM_CPU_BF16")
+    monkeypatch.setattr(ld, "cpu_supports_bf16", lambda cpuinfo=None: False)
+    assert ld.resolve_dtype("auto", cpu, cpu_bf16=True) is torch.float32  # emulated bf16 would be slower

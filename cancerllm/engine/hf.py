@@ -66,6 +66,10 @@ class HFEngine(Engine):
         #: prefixes that share at least this many tokens beyond the header (one report asked with different
         #: retrieved examples) encode the shared part once, as a level of its own
         self.min_shared_family = 32
+        #: keys and values of encoded prefixes (header, report) kept across calls, up to this many MiB
+        #: (least recently used dropped; 0 turns it off): asking about the same reports again skips encoding them
+        self.prefix_cache_mb = 1024
+        self._prefix_kv: _PrefixKV | None = None
         #: groups of one prompt each (diagnosis) decode with continuous batching: rows join as others finish
         self.continuous = True
         self._base = base
@@ -356,10 +360,8 @@ class HFEngine(Engine):
         # ---- the header all prefixes share (template, instruction), encoded once
         head = _header_length(prefixes, self.min_shared_header)
         if head:
-            ids = torch.tensor([prefixes[0][:head]], device=dev)
-            _, c = self._forward(ids, torch.ones_like(ids), torch.arange(head, device=dev)[None], make_cache(0))
-            valid = torch.ones((1, head), dtype=torch.bool, device=dev)
-            levels.append(([la.keys for la in c.layers], [la.values for la in c.layers], valid, None))
+            keys, values, valid = self._encode_level([], [0], [prefixes[0][:head]], [0], [prefixes[0][:head]])
+            levels.append((keys, values, valid, None))
         # ---- families: prefixes sharing more than the header (one report asked with different retrieved
         # examples) get a level of their own, that shared part encoded once per family
         start = [head] * len(prefixes)
@@ -377,15 +379,13 @@ class HFEngine(Engine):
                                 min(len(x) for x in ps) - 1))  # every group keeps a token of its own
             if min(ends) > head:
                 parts = [prefixes[members[f][0]][head:e] for f, e in zip(fam_ids, ends)]
-                plan = _chunks([len(x) for x in parts], self.prefill_tokens, len(parts))
-                keys, values, valid, _ = self._encode_rows(levels, [0] * len(parts), parts, [head] * len(parts),
-                                                           plan)
+                keys, values, valid = self._encode_level(levels, [0] * len(parts), parts, [head] * len(parts),
+                                                         [prefixes[members[f][0]][:e] for f, e in zip(fam_ids, ends)])
                 levels.append((keys, values, valid, fam_of))
                 start = [ends[fam_of[g]] for g in range(len(prefixes))]
         # ---- the rest of each prefix (the report), a chunk of about prefill_tokens tokens at a time
         rests = [p[b:] for p, b in zip(prefixes, start)]
-        plan = _chunks([len(r) for r in rests], self.prefill_tokens, len(rests))  # exact lengths: no padding
-        keys, values, valid, _ = self._encode_rows(levels, list(range(len(rests))), rests, start, plan)
+        keys, values, valid = self._encode_level(levels, list(range(len(rests))), rests, start, prefixes)
         levels.append((keys, values, valid, list(range(len(rests)))))
         prefix_len = [b + len(r) for b, r in zip(start, rests)]
 
@@ -419,6 +419,69 @@ class HFEngine(Engine):
         with shared_prefix_attention(self._base, st):
             gen = self._decode(logits, n, settings, compact, step)
         return self._split(groups, gen)
+
+    def _encode_level(self, levels: list[tuple[list[Any], list[Any], Any, list[int] | None]], row_group: list[int],
+                      seqs: list[list[int]], start: list[int], whole: list[list[int]]) -> tuple[list[Any], list[Any], Any]:
+        """A prefix level: keys, values (``[rows, kv_heads, W, dim]``, left padded) and validity of ``seqs``
+        encoded against ``levels`` (see :meth:`_encode_rows`), in chunks of about ``prefill_tokens`` tokens.
+
+        With the prefix cache on (``prefix_cache_mb``), a row whose part (``seqs[r]`` from position
+        ``start[r]``) and whole prefix ``whole[r]`` (every token from the start of the prompt through the
+        row's end) were encoded before, by the same weights, is read from the cache instead, and encoded
+        rows are stored in it."""
+        import torch
+
+        cache = self._kv_store() if self.prefix_cache_mb > 0 else None
+        # a part is its tokens from ``start`` on, after the same context: keyed by both
+        keys_of = [(b, *w) for b, w in zip(start, whole)]
+        hits = [cache.get(key) if cache is not None else None for key in keys_of]
+        miss = [r for r, h in enumerate(hits) if h is None]
+        keys: list[Any] = []
+        values: list[Any] = []
+        if miss:
+            sub = [seqs[r] for r in miss]
+            plan = _chunks([len(x) for x in sub], self.prefill_tokens, len(sub))  # exact lengths: no padding
+            keys, values, valid, _ = self._encode_rows(levels, [row_group[r] for r in miss], sub,
+                                                       [start[r] for r in miss], plan)
+            if cache is not None:
+                width = valid.shape[1]
+                for j, r in enumerate(miss):
+                    n = len(seqs[r])
+                    cache.put(keys_of[r], [(k[j, :, width - n :].clone(), v[j, :, width - n :].clone())
+                                                for k, v in zip(keys, values)])
+            if len(miss) == len(seqs):
+                return keys, values, valid
+        # assemble cached and newly encoded rows, each right-aligned (left padding zeroed)
+        w_max = max(len(x) for x in seqs)
+        first = next(h for h in hits if h is not None)
+        dev = first[0][0].device
+        out_k = [kv[0].new_zeros((len(seqs), kv[0].shape[0], w_max, kv[0].shape[2])) for kv in first]
+        out_v = [kv[1].new_zeros((len(seqs), kv[1].shape[0], w_max, kv[1].shape[2])) for kv in first]
+        valid = torch.zeros((len(seqs), w_max), dtype=torch.bool, device=dev)
+        sub_w = int(keys[0].shape[2]) if miss else 0
+        for r, h in enumerate(hits):
+            n = len(seqs[r])
+            valid[r, w_max - n :] = True
+            for li in range(len(out_k)):
+                if h is not None:
+                    out_k[li][r, :, w_max - n :], out_v[li][r, :, w_max - n :] = h[li]
+                else:
+                    j = miss.index(r)
+                    out_k[li][r, :, w_max - n :] = keys[li][j, :, sub_w - n : sub_w]
+                    out_v[li][r, :, w_max - n :] = values[li][j, :, sub_w - n : sub_w]
+        return out_k, out_v, valid
+
+    def _kv_store(self) -> _PrefixKV:
+        """The prefix cache, emptied when the weights have changed since it was filled."""
+        mark = _weights_mark(self.model)
+        if self._prefix_kv is None or self._prefix_kv.mark != mark:
+            self._prefix_kv = _PrefixKV(mark)
+        self._prefix_kv.budget = int(self.prefix_cache_mb * 2**20)
+        return self._prefix_kv
+
+    def clear_prefix_cache(self) -> None:
+        """Drop every cached prefix KV (it is also dropped by itself when the weights change)."""
+        self._prefix_kv = None
 
     def _encode_rows(self, levels: list[tuple[list[Any], list[Any], Any, list[int] | None]], row_group: list[int],
                      seqs: list[list[int]], start: list[int], plan: list[tuple[int, list[int]]],
@@ -512,6 +575,50 @@ class HFEngine(Engine):
                 active = [active[j] for j in keep]
             logits = step(nxt)
         return [Generation(ids, lps[r] if lps is not None else None) for r, ids in enumerate(gen)]
+
+
+class _PrefixKV:
+    """Keys and values of encoded prefixes, by their token ids, least recently used dropped past ``budget``
+    bytes; ``mark`` identifies the weights they were computed with."""
+
+    def __init__(self, mark: Any) -> None:
+        from collections import OrderedDict
+
+        self.mark = mark
+        self.budget = 0
+        self.used = 0
+        self._items: OrderedDict[tuple[int, ...], tuple[list[tuple[Any, Any]], int]] = OrderedDict()
+
+    def get(self, key: tuple[int, ...]) -> list[tuple[Any, Any]] | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        self._items.move_to_end(key)
+        return item[0]
+
+    def put(self, key: tuple[int, ...], kv: list[tuple[Any, Any]]) -> None:
+        size = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in kv)
+        if size > self.budget or key in self._items:
+            return
+        self._items[key] = (kv, size)
+        self.used += size
+        while self.used > self.budget:
+            _, (_, dropped) = self._items.popitem(last=False)
+            self.used -= dropped
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def _weights_mark(model: Any) -> tuple[Any, ...]:
+    """A cheap fingerprint of the weights (a strided sample of every parameter, summed), so that merging or
+    unmerging an adapter, loading other weights or training invalidates the prefix cache."""
+    import torch
+
+    with torch.no_grad():
+        sums = [float(p.detach().reshape(-1)[:: max(1, p.numel() // 257)].float().sum()) for p in model.parameters()]
+    first = next(model.parameters())
+    return (id(model), str(first.dtype), str(first.device), tuple(sums))
 
 
 class _Rows:
