@@ -615,8 +615,12 @@ def _weights_mark(model: Any) -> tuple[Any, ...]:
     unmerging an adapter, loading other weights or training invalidates the prefix cache."""
     import torch
 
-    with torch.no_grad():
-        sums = [float(p.detach().reshape(-1)[:: max(1, p.numel() // 257)].float().sum()) for p in model.parameters()]
+    try:
+        with torch.no_grad():
+            sums = [float(p.detach().reshape(-1)[:: max(1, p.numel() // 257)].float().sum())
+                    for p in model.parameters()]
+    except (RuntimeError, NotImplementedError):  # weights not readable here (offloaded to meta/disk)
+        return (object(),)  # equal to nothing: the cache never serves such a model
     first = next(model.parameters())
     return (id(model), str(first.dtype), str(first.device), tuple(sums))
 
