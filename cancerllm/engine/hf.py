@@ -357,35 +357,34 @@ class HFEngine(Engine):
         # levels of shared prefixes, outermost first: (keys per layer, values per layer, validity, group_of),
         # group_of mapping each group of the batch to its group in the level (None: one group for all)
         levels: list[tuple[list[Any], list[Any], Any, list[int] | None]] = []
+        store = self._kv_store() if self.prefix_cache_mb > 0 else None  # the prefix cache, checked once per batch
         # ---- the header all prefixes share (template, instruction), encoded once
         head = _header_length(prefixes, self.min_shared_header)
         if head:
-            keys, values, valid = self._encode_level([], [0], [prefixes[0][:head]], [0], [prefixes[0][:head]])
+            keys, values, valid = self._encode_level([], [0], [prefixes[0][:head]], [0], [prefixes[0][:head]], store)
             levels.append((keys, values, valid, None))
         # ---- families: prefixes sharing more than the header (one report asked with different retrieved
         # examples) get a level of their own, that shared part encoded once per family
         start = [head] * len(prefixes)
         fam = _families(prefixes, head + self.min_shared_family)
         if len(set(fam)) < len(fam):
-            members: dict[int, list[int]] = {}
+            members: list[list[int]] = [[] for _ in range(max(fam) + 1)]  # family ids run 0, 1, ...
             for g, f in enumerate(fam):
-                members.setdefault(f, []).append(g)
-            fam_ids = sorted(members)
-            fam_of = [fam_ids.index(f) for f in fam]
+                members[f].append(g)
             ends = []
-            for f in fam_ids:
-                ps = [prefixes[g] for g in members[f]]
+            for ms in members:
+                ps = [prefixes[g] for g in ms]
                 ends.append(min(len(os.path.commonprefix(ps)) if len(ps) > 1 else len(ps[0]),
                                 min(len(x) for x in ps) - 1))  # every group keeps a token of its own
             if min(ends) > head:
-                parts = [prefixes[members[f][0]][head:e] for f, e in zip(fam_ids, ends)]
-                keys, values, valid = self._encode_level(levels, [0] * len(parts), parts, [head] * len(parts),
-                                                         [prefixes[members[f][0]][:e] for f, e in zip(fam_ids, ends)])
-                levels.append((keys, values, valid, fam_of))
-                start = [ends[fam_of[g]] for g in range(len(prefixes))]
+                whole = [prefixes[ms[0]][:e] for ms, e in zip(members, ends)]
+                keys, values, valid = self._encode_level(levels, [0] * len(whole), [w[head:] for w in whole],
+                                                         [head] * len(whole), whole, store)
+                levels.append((keys, values, valid, fam))
+                start = [ends[f] for f in fam]
         # ---- the rest of each prefix (the report), a chunk of about prefill_tokens tokens at a time
         rests = [p[b:] for p, b in zip(prefixes, start)]
-        keys, values, valid = self._encode_level(levels, list(range(len(rests))), rests, start, prefixes)
+        keys, values, valid = self._encode_level(levels, list(range(len(rests))), rests, start, prefixes, store)
         levels.append((keys, values, valid, list(range(len(rests)))))
         prefix_len = [b + len(r) for b, r in zip(start, rests)]
 
@@ -421,17 +420,17 @@ class HFEngine(Engine):
         return self._split(groups, gen)
 
     def _encode_level(self, levels: list[tuple[list[Any], list[Any], Any, list[int] | None]], row_group: list[int],
-                      seqs: list[list[int]], start: list[int], whole: list[list[int]]) -> tuple[list[Any], list[Any], Any]:
+                      seqs: list[list[int]], start: list[int], whole: list[list[int]],
+                      cache: _PrefixKV | None) -> tuple[list[Any], list[Any], Any]:
         """A prefix level: keys, values (``[rows, kv_heads, W, dim]``, left padded) and validity of ``seqs``
         encoded against ``levels`` (see :meth:`_encode_rows`), in chunks of about ``prefill_tokens`` tokens.
 
-        With the prefix cache on (``prefix_cache_mb``), a row whose part (``seqs[r]`` from position
+        With the prefix cache (``cache``, from :meth:`_kv_store`), a row whose part (``seqs[r]`` from position
         ``start[r]``) and whole prefix ``whole[r]`` (every token from the start of the prompt through the
         row's end) were encoded before, by the same weights, is read from the cache instead, and encoded
         rows are stored in it."""
         import torch
 
-        cache = self._kv_store() if self.prefix_cache_mb > 0 else None
         # a part is its tokens from ``start`` on, after the same context: keyed by both
         keys_of = [(b, *w) for b, w in zip(start, whole)]
         hits = [cache.get(key) if cache is not None else None for key in keys_of]
