@@ -1,13 +1,13 @@
-"""Validation learning curve of a CancerLLM-Smol v2 run: per-field accuracy at saved checkpoints.
+"""Validation learning curve of a CancerLLM-Smol run: per-field accuracy at saved checkpoints.
 
-    python benchmarks/smol/learning_curve.py [--steps 0 150 300 450] [--limit 50] [--diagnosis]
+    python benchmarks/smol/learning_curve.py [--version v3] [--steps 0 100 250] [--limit 50] [--diagnosis]
 
-Step 0 is the warm start (v1).  Each checkpoint's LoRA weights (``checkpoints/step-N/adapter_weights
-.safetensors``, written by the trainer) become a PEFT adapter, are stacked onto v1 exactly
-(:func:`cancerllm.training.stack_adapters`) and scored with :func:`cancerllm.benchmark.run_benchmark` on the
-first ``--limit`` validation reports (no rules, no misspellings).  The final adapter (``sft/``) counts as the
-last step.  Results go to ``benchmarks/results/smol-v2-learning-curve/curve.json`` (one entry per step,
-appended and reused on reruns) and ``curve.md``.
+Step 0 is the warm start (v1 for v2, v2 for v3).  Each checkpoint's LoRA weights (``checkpoints/step-N/
+adapter_weights.safetensors``, written by the trainer) become a PEFT adapter, are stacked onto the warm start
+exactly (:func:`cancerllm.training.stack_adapters`) and scored with :func:`cancerllm.benchmark.run_benchmark`
+on the first ``--limit`` validation reports (no rules, no misspellings).  The final adapter (``sft/``) counts
+as the last step.  Results go to ``benchmarks/results/smol-<version>-learning-curve/curve.json`` (one entry
+per step, appended and reused on reruns) and ``curve.md``.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-RUN = ROOT / "benchmarks" / "out" / "smol-v2"
 V1 = ROOT / "cancerllm" / "_resources" / "cancerllm-smol-v1-adapter"
+WARM_START = {"v2": V1, "v3": ROOT / "cancerllm" / "_resources" / "cancerllm-smol-v2-adapter"}
+RUN = ROOT / "benchmarks" / "out" / "smol-v2"
 OUT = ROOT / "benchmarks" / "results" / "smol-v2-learning-curve"
+VERSION = "v2"
 DATA = ROOT.parent / "shared" / "data" / "tcga" / "tcga_reports_dev.jsonl"
 
 
@@ -41,20 +43,21 @@ def checkpoint_adapter(step_dir: Path, dest: Path, r: int, alpha: int, dropout: 
     cfg.base_model_name_or_path = "cancerllm-smol"
     cfg.save_pretrained(str(dest))
     for name in ("cancerllm_config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
-        if (V1 / name).is_file():
-            shutil.copy2(V1 / name, dest / name)
+        if (WARM_START[VERSION] / name).is_file():
+            shutil.copy2(WARM_START[VERSION] / name, dest / name)
     return dest
 
 
 def model_at(step: int, work: Path) -> Path:
-    """The stacked (v1 + v2 LoRA at ``step``) adapter folder; step 0 is v1 itself."""
+    """The stacked (warm start + this run's LoRA at ``step``) adapter folder; step 0 is the warm start."""
     import yaml
 
     from cancerllm.training import stack_adapters
 
+    warm = WARM_START[VERSION]
     if step == 0:
-        return V1
-    cfg = yaml.safe_load((HERE / "sft_v2.yaml").read_text())
+        return warm
+    cfg = yaml.safe_load((HERE / f"sft_{VERSION}.yaml").read_text())
     lora = cfg["lora"]
     final = RUN / "sft"
     results = final / "train_results.json"
@@ -66,16 +69,24 @@ def model_at(step: int, work: Path) -> Path:
             raise SystemExit(f"no checkpoint for step {step} under {RUN / 'sft' / 'checkpoints'}")
         ckpt = cands[0]
         adapter = checkpoint_adapter(ckpt, work / f"ckpt-{step}", lora["r"], lora["alpha"], lora["dropout"])
-    return stack_adapters([V1, adapter], work / f"stacked-{step}", base_model="cancerllm-smol", dtype="float16")
+    return stack_adapters([warm, adapter], work / f"stacked-{step}", base_model="cancerllm-smol", dtype="float16")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, nargs="+", default=[0, 150, 300, 450])
+    ap.add_argument("--version", choices=sorted(WARM_START), default="v3")
+    ap.add_argument("--steps", type=int, nargs="+", default=None,
+                    help="checkpoints to score (default: v2 0 150 300 450; v3 0 100 175 250)")
     ap.add_argument("--limit", type=int, default=50)
     ap.add_argument("--diagnosis", action="store_true", help="also score diagnoses (slower)")
     ap.add_argument("--data", default=str(DATA))
     args = ap.parse_args(argv)
+    global RUN, OUT, VERSION
+    VERSION = args.version
+    RUN = ROOT / "benchmarks" / "out" / f"smol-{VERSION}"
+    OUT = ROOT / "benchmarks" / "results" / f"smol-{VERSION}-learning-curve"
+    if args.steps is None:
+        args.steps = [0, 150, 300, 450] if VERSION == "v2" else [0, 100, 175, 250]
     sys.path.insert(0, str(ROOT))
     from cancerllm.benchmark import run_benchmark
 

@@ -33,7 +33,10 @@ ROOT = HERE.parents[1]
 OUT = ROOT / "benchmarks" / "out" / "smol"
 PACKAGE_ADAPTER = ROOT / "cancerllm" / "_resources" / "cancerllm-smol-adapter"
 V1_ADAPTER = ROOT / "cancerllm" / "_resources" / "cancerllm-smol-v1-adapter"
-DIAGNOSIS_SHARE = 0.4
+V2_ADAPTER = ROOT / "cancerllm" / "_resources" / "cancerllm-smol-v2-adapter"
+DIAGNOSIS_SHARE = {"v1": 0.4, "v2": 0.4, "v3": 1.0}
+MAX_RANK = 32  # the shipped adapter stays <= 20 MB: a deeper stack is cut back to rank 32 by SVD
+CONFIGS = {"v2": "sft_v2.yaml", "v3": "sft_v3.yaml"}
 
 
 def build_data(data_file: Path, *, version: str = "v2") -> dict[str, int]:
@@ -53,8 +56,8 @@ def build_data(data_file: Path, *, version: str = "v2") -> dict[str, int]:
     write_jsonl([{"patient_id": r.patient_id, "text": r.text} for r in train], d / "pretrain_texts.jsonl")
     examples = tcga_to_phenotype_examples(train)
     rng = random.Random(42)
-    diag_records = [r for r in train if rng.random() < DIAGNOSIS_SHARE]
-    examples += tcga_to_diagnosis_examples(diag_records, target="text+icd_10" if version == "v2" else "text")
+    diag_records = [r for r in train if rng.random() < DIAGNOSIS_SHARE[version]]
+    examples += tcga_to_diagnosis_examples(diag_records, target="text" if version == "v1" else "text+icd_10")
     write_examples(examples, d / "sft_train.jsonl")
     (d / "split.json").write_text(json.dumps({"train": [r.patient_id for r in train],
                                               "validation": [r.patient_id for r in val]}, indent=1))
@@ -65,7 +68,8 @@ def build_data(data_file: Path, *, version: str = "v2") -> dict[str, int]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "tcga" / "tcga_reports_dev.jsonl"))
-    ap.add_argument("--version", choices=["v1", "v2"], default="v2", help="which recipe (default v2)")
+    ap.add_argument("--version", choices=["v1", "v2", "v3"], default="v3",
+                    help="which recipe (default v3)")
     ap.add_argument("--install", action="store_true", help="copy the stacked adapter into the package")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = ap.parse_args(argv)
@@ -80,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     from cancerllm.training import TrainingConfig, instruction_tune, pretrain, stack_adapters
 
     global OUT
-    if args.version == "v2":
-        OUT = ROOT / "benchmarks" / "out" / "smol-v2"
+    if args.version != "v1":
+        OUT = ROOT / "benchmarks" / "out" / f"smol-{args.version}"
     print("data:", build_data(Path(args.data), version=args.version), flush=True)
     if args.version == "v1":
         pt_cfg = TrainingConfig.from_yaml(HERE / "pretrain.yaml")
@@ -90,12 +94,12 @@ def main(argv: list[str] | None = None) -> int:
         first, first_name = Path(pt_cfg.output_dir), "pretrain"
         sft_cfg = TrainingConfig.from_yaml(HERE / "sft.yaml")
     else:
-        first, first_name = V1_ADAPTER, "v1"
-        sft_cfg = TrainingConfig.from_yaml(HERE / "sft_v2.yaml")
+        first, first_name = {"v2": (V1_ADAPTER, "v1"), "v3": (V2_ADAPTER, "v2")}[args.version]
+        sft_cfg = TrainingConfig.from_yaml(HERE / CONFIGS[args.version])
     if not (Path(sft_cfg.output_dir) / "train_results.json").is_file():
         instruction_tune(sft_cfg)
     stacked = stack_adapters([first, sft_cfg.output_dir], OUT / "cancerllm-smol-adapter",
-                             base_model="cancerllm-smol", dtype="float16")
+                             base_model="cancerllm-smol", dtype="float16", max_rank=MAX_RANK)
     for name in ("train_results.json", "training_config.yaml"):
         shutil.copy2(Path(sft_cfg.output_dir) / name, stacked / f"sft_{name}")
         if (first / name).is_file():

@@ -6,6 +6,12 @@ updates are concatenated: ``B1 A1 s1 + B2 A2 s2 = [B1 s1 | B2 s2] [A1 ; A2]``, a
 with scaling 1.  This is exact (tested against merging adapter 1 and applying adapter 2), needs no
 training, and works for plain LoRA on linear layers (no DoRA, no per-module rank or alpha patterns, no
 bias training).
+
+A deep stack grows the rank (and the file) with every phase.  ``max_rank`` cuts it back: each module's
+update ``B A`` is replaced by its best rank-``max_rank`` approximation (truncated SVD, computed from QR
+factors of ``B`` and ``Aᵀ`` so the full matrix is never formed).  That is exact when the update's true rank
+fits, and otherwise the smallest possible error in the Frobenius norm (Eckart-Young); the relative error
+dropped is recorded in ``cancerllm_config.json`` (``training.rank_cut``).
 """
 
 from __future__ import annotations
@@ -43,6 +49,21 @@ def _read(adapter: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return cfg, load_file(str(adapter / _WEIGHTS))
 
 
+def _truncate(a: Any, b: Any, k: int) -> tuple[Any, Any, float, float]:
+    """``(A', B', kept, dropped)``: the best rank-``k`` factors of ``B @ A`` (``A``: r x in, ``B``: out x r) and
+    the squared Frobenius norms kept and dropped.  The singular values are split evenly between the factors."""
+    import torch
+
+    qb, rb = torch.linalg.qr(b.double())            # B = Qb Rb
+    qa, ra = torch.linalg.qr(a.double().T)          # A^T = Qa Ra
+    u, s, vh = torch.linalg.svd(rb @ ra.T)          # B A = Qb (Rb Ra^T) Qa^T
+    root = s[:k].sqrt()
+    b_new = (qb @ u[:, :k]) * root
+    a_new = root[:, None] * (vh[:k] @ qa.T)
+    sq = s.square()
+    return a_new.float(), b_new.float(), float(sq[:k].sum()), float(sq[k:].sum())
+
+
 def _scrub(value: Any) -> Any:
     """Absolute local paths -> their last part (a shipped adapter should not name the build machine)."""
     if isinstance(value, dict):
@@ -60,6 +81,7 @@ def stack_adapters(
     *,
     base_model: str | None = None,
     dtype: str = "float16",
+    max_rank: int | None = None,
 ) -> Path:
     """Write one LoRA adapter equal to applying ``adapters`` in order, each trained on the base merged with
     the ones before it (continued pre-training, then instruction tuning).
@@ -70,6 +92,8 @@ def stack_adapters(
             ``cancerllm_config.json`` are copied along (with ``base_model`` set).
         base_model: the original base recorded in the result (default: the first adapter's base).
         dtype: dtype of the saved weights (``"float16"`` halves the size; ``"float32"`` keeps it exact).
+        max_rank: cut the stacked rank back to this by truncated SVD when the sum of the ranks exceeds it
+            (default: keep the exact concatenation).
 
     Returns:
         ``output_dir``.
@@ -99,7 +123,12 @@ def stack_adapters(
             modules.setdefault(name, {})[i] = (a.float(), b.float(), scale)
     ranks = [int(cfg["r"]) for cfg, _ in loaded]
     total_r = sum(ranks)
+    if max_rank is not None and int(max_rank) < 1:
+        raise ConfigError(f"max_rank must be at least 1, got {max_rank!r}")
+    cut = max_rank is not None and total_r > int(max_rank)
     out: dict[str, Any] = {}
+    dropped_sq = kept_sq = 0.0
+    worst = 0.0
     for name, parts in modules.items():
         any_a, any_b, _ = next(iter(parts.values()))
         in_f, out_f = any_a.shape[1], any_b.shape[0]
@@ -112,8 +141,14 @@ def stack_adapters(
             else:  # this adapter does not touch the module: zero block
                 a_rows.append(torch.zeros(r, in_f))
                 b_cols.append(torch.zeros(out_f, r))
-        out[f"{name}.lora_A.weight"] = torch.cat(a_rows, 0).to(out_dtype).contiguous()
-        out[f"{name}.lora_B.weight"] = torch.cat(b_cols, 1).to(out_dtype).contiguous()
+        a_cat, b_cat = torch.cat(a_rows, 0), torch.cat(b_cols, 1)
+        if cut:
+            a_cat, b_cat, kept, dropped = _truncate(a_cat, b_cat, int(max_rank))
+            kept_sq, dropped_sq = kept_sq + kept, dropped_sq + dropped
+            worst = max(worst, math.sqrt(dropped / max(kept + dropped, 1e-30)))
+        out[f"{name}.lora_A.weight"] = a_cat.to(out_dtype).contiguous()
+        out[f"{name}.lora_B.weight"] = b_cat.to(out_dtype).contiguous()
+    new_r = int(max_rank) if cut else total_r
 
     first_cfg, last_cfg = loaded[0][0], loaded[-1][0]
     targets: set[str] = set()
@@ -121,7 +156,7 @@ def stack_adapters(
         t = cfg.get("target_modules") or []
         targets.update([t] if isinstance(t, str) else t)
     new_cfg = dict(last_cfg)
-    new_cfg.update(r=total_r, lora_alpha=total_r, use_rslora=False, target_modules=sorted(targets),
+    new_cfg.update(r=new_r, lora_alpha=new_r, use_rslora=False, target_modules=sorted(targets),
                    base_model_name_or_path=base_model or first_cfg.get("base_model_name_or_path"))
     dest = Path(output_dir)
     tmp = dest.with_name(dest.name + ".tmp")
@@ -145,6 +180,11 @@ def stack_adapters(
             rec = json.loads((p / CONFIG_NAME).read_text(encoding="utf-8")) if (p / CONFIG_NAME).is_file() else {}
             phases.append(_scrub({"adapter": p.name, **(rec.get("training") or {})}))
         saved["training"] = {"stacked": phases}
+        if cut:
+            saved["training"]["rank_cut"] = {
+                "from": total_r, "to": new_r,
+                "relative_error": round(math.sqrt(dropped_sq / max(kept_sq + dropped_sq, 1e-30)), 6),
+                "worst_module_relative_error": round(worst, 6)}
         (tmp / CONFIG_NAME).write_text(json.dumps(saved, indent=2), encoding="utf-8")
     if dest.exists():
         shutil.rmtree(dest)
