@@ -12,9 +12,8 @@ SMOL_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOL_CACHE_SUBDIR = "smollm2-135m-instruct"
 #: the adapter trained by the project's own pipeline, shipped inside the package when present
 SMOL_ADAPTER_RESOURCE = "cancerllm-smol-adapter"
-#: CancerLLM-Smol v1 (the first shipped adapter), loadable as ``"cancerllm-smol-v1"`` for comparison.
-SMOL_V1_MODEL = "cancerllm-smol-v1"
-SMOL_V1_ADAPTER_RESOURCE = "cancerllm-smol-v1-adapter"
+#: Earlier CancerLLM-Smol releases, loadable by name for comparison: name -> version.
+SMOL_RELEASES = {"cancerllm-smol-v1": "v1", "cancerllm-smol-v2": "v2"}
 
 # the paper's generation settings
 PHENOTYPE_MAX_NEW_TOKENS = 50

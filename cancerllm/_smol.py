@@ -19,7 +19,6 @@ from ._constants import (
     SMOL_CACHE_SUBDIR,
     SMOL_GGUF_FILE,
     SMOL_GGUF_PACKAGE,
-    SMOL_V1_ADAPTER_RESOURCE,
 )
 from .errors import MissingDependencyError, ModelLoadError
 
@@ -104,10 +103,11 @@ def _drop_gguf_quantization(config_path: Path) -> None:
 
 
 def packaged_adapter_dir(version: str = "current") -> Path | None:
-    """The CancerLLM-Smol adapter shipped inside the package, if this build has one (``version="v1"``: the
-    first release, kept for comparison)."""
+    """The CancerLLM-Smol adapter shipped inside the package, if this build has one (``version="v1"``,
+    ``"v2"``: earlier releases, kept for comparison)."""
     from importlib.resources import files
 
-    res = files("cancerllm") / "_resources" / (SMOL_V1_ADAPTER_RESOURCE if version == "v1" else SMOL_ADAPTER_RESOURCE)
+    folder = SMOL_ADAPTER_RESOURCE if version == "current" else f"cancerllm-smol-{version}-adapter"
+    res = files("cancerllm") / "_resources" / folder
     path = Path(str(res))
     return path if (path / "adapter_config.json").is_file() else None

@@ -26,7 +26,7 @@ from ._constants import (
     MAX_INPUT_TOKENS,
     PHENOTYPE_MAX_NEW_TOKENS,
     SMOL_BASE_MODEL,
-    SMOL_V1_MODEL,
+    SMOL_RELEASES,
 )
 from .engine.base import Engine
 from .errors import ConfigError, InputError, ModelLoadError
@@ -315,12 +315,12 @@ class CancerLLM:
         other_repo = {k: v for k, v in hub.items() if k != "revision"}  # a base or adapter named elsewhere
         if adapter is not None:
             src.adapter_dir = cls._adapter_folder(adapter, other_repo, local_files_only)
-        if isinstance(name_or_path, str) and name in (DEFAULT_MODEL, SMOL_BASE_MODEL, SMOL_V1_MODEL):
+        if isinstance(name_or_path, str) and (name in (DEFAULT_MODEL, SMOL_BASE_MODEL) or name in SMOL_RELEASES):
             from ._smol import packaged_adapter_dir, smol_base_dir
 
             src.base, src.hub, src.style, src.answer_prefix = str(smol_base_dir()), {}, "chat", "{"
             if src.adapter_dir is None and name != SMOL_BASE_MODEL:
-                src.adapter_dir = packaged_adapter_dir("v1" if name == SMOL_V1_MODEL else "current")
+                src.adapter_dir = packaged_adapter_dir(SMOL_RELEASES.get(name, "current"))
                 if src.adapter_dir is not None and (src.adapter_dir / CONFIG_NAME).is_file():
                     prompt = cls._read_config(src.adapter_dir / CONFIG_NAME).get("prompt", {})  # as trained
                     src.style = prompt.get("style", src.style)

@@ -32,6 +32,8 @@ def test_packaged_adapter_loads_by_default_with_its_prompt(tiny_chat_model_dir, 
     # the first release by its name: the v1 folder, with its own saved prompt settings
     v1 = CancerLLM.from_pretrained("cancerllm-smol-v1")
     assert v1.has_adapter and asked == ["current", "v1"]
+    v2 = CancerLLM.from_pretrained("cancerllm-smol-v2")
+    assert v2.has_adapter and asked == ["current", "v1", "v2"]
     # the base by its own name: never the adapter, the untuned model's prompts
     plain = CancerLLM.from_pretrained("smollm2-135m-instruct")
     assert not plain.has_adapter and plain.base_model == "smollm2-135m-instruct"
