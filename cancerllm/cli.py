@@ -324,8 +324,9 @@ def diagnose(
 
         def build(llm: Any, bs: int) -> tuple[Any, list[str]]:
             gen = llm.diagnosis_generator(batch_size=bs, max_new_tokens=max_new_tokens, progress=False)
-            return (lambda texts: [{"diagnosis": d.text} for d in gen.generate_many(texts, as_dataframe=False)]), [
-                "diagnosis"]
+            return (lambda texts: [{"diagnosis": d.text, "icd_10": d.icd_10, "needs_review": d.needs_review}
+                                   for d in gen.generate_many(texts, as_dataframe=False)]), [
+                "diagnosis", "icd_10", "needs_review"]
 
         _run_batch("diagnose", input_path, output, model, text_column, id_column, batch_size, resume, quiet,
                    as_json, build, load=_load_options(device, dtype, quantization, adapter),

@@ -383,7 +383,12 @@ class PhenotypeResult(BaseModel):
 class Diagnosis(BaseModel):
     """A generated cancer diagnosis: ``text`` is the cleaned answer, ``raw`` the model output.  ``error`` is
     None, or, for a note that could not be processed (``generate_many(..., errors="record")``), the reason
-    (``text`` is then empty)."""
+    (``text`` is then empty).
+
+    ``code_consistent`` says whether the ICD-10-CM code the model wrote agrees with its own words (the code's
+    category is among those :meth:`cancerllm.benchmark.IcdMapper.consistent` finds for the description):
+    True, False, or None when there is no code or nothing to compare it with (or the check was off).  A
+    code that disagrees sets :attr:`needs_review`."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -391,6 +396,12 @@ class Diagnosis(BaseModel):
     raw: str = ""
     id: str | None = None
     error: str | None = None
+    code_consistent: bool | None = None
+
+    @property
+    def needs_review(self) -> bool:
+        """True when the written ICD-10-CM code contradicts the diagnosis text (``code_consistent`` False)."""
+        return self.code_consistent is False
 
     @property
     def icd_10(self) -> str | None:

@@ -160,7 +160,7 @@ def test_generate_many_record_keeps_the_good_rows(tiny_model_dir):
     assert out[1].error.startswith("row 1: the text is missing") and "no text in any section" in out[3].error
     df = gen.generate_many(pd.DataFrame({"note": ["lung mass", float("nan")]}, index=[10, 11]), column="note",
                            progress=False, errors="record")
-    assert list(df.columns) == ["diagnosis", "error"] and list(df.index) == [10, 11]
+    assert list(df.columns) == ["diagnosis", "code_consistent", "error"] and list(df.index) == [10, 11]
     assert df.loc[10, "diagnosis"] == ref[0].text and df.loc[10, "error"] is None
     assert df.loc[11, "diagnosis"] == "" and df.loc[11, "error"].startswith("row 11: the text is missing")
 
@@ -192,7 +192,7 @@ def test_diagnosis_many_and_truncation(tiny_model_dir):
         out = gen.generate_many(["lung mass " * 200, "short note"], progress=False)
     assert len(out) == 2 and all(isinstance(d, Diagnosis) for d in out)
     df = gen.generate_many(pd.DataFrame({"note": ["a", "b"]}), column="note", progress=False)
-    assert list(df.columns) == ["diagnosis"] and len(df) == 2
+    assert list(df.columns) == ["diagnosis", "code_consistent"] and len(df) == 2
     with pytest.raises(InputError, match="no text"):
         gen.generate(ClinicalNote())
 
@@ -202,3 +202,47 @@ def test_clean_diagnosis():
 
     assert clean_diagnosis("{lung cancer} more") == "lung cancer"
     assert clean_diagnosis(" breast  cancer\n### Instruction: x") == "breast cancer"
+
+
+class _DiagnosisScript(Engine):
+    """Writes a fixed diagnosis per note: the note's first word picks it."""
+
+    ANSWERS = {"colon": "Colon Adenocarcinoma, Sigmoid Colon (C18.7)",
+               "wrong": "Colon Adenocarcinoma, Right Colon (C50.9)",
+               "plain": "Colon Adenocarcinoma, Sigmoid Colon",
+               "odd": "Xyzzy (C50.9)"}
+
+    def __init__(self, tok):
+        self.tok = tok
+
+    def generate_groups(self, groups, settings, *, progress=False):
+        out = []
+        for g in groups:
+            prefix = self.tok.decode(g.prefix_ids)
+            key = next(k for k in self.ANSWERS if k + " note" in prefix)
+            out.append([self.tok(self.ANSWERS[key], add_special_tokens=False)["input_ids"]])
+        return out
+
+
+def test_written_icd_code_is_checked_against_the_words(tiny_model_dir):
+    llm = CancerLLM.from_pretrained(tiny_model_dir)
+    llm._engine = _DiagnosisScript(llm.tokenizer)
+    gen = llm.diagnosis_generator()
+    out = gen.generate_many(["colon note", "wrong note", "plain note", "odd note"], progress=False)
+    assert [d.icd_10 for d in out] == ["C18.7", "C50.9", None, "C50.9"]
+    # agrees / contradicts its own words / no code / words the code list cannot place
+    assert [d.code_consistent for d in out] == [True, False, None, None]
+    assert [d.needs_review for d in out] == [False, True, False, False]
+    df = gen.generate_many(pd.DataFrame({"note": ["colon note", "wrong note", "plain note"]}), column="note",
+                           progress=False)
+    assert list(df.columns) == ["diagnosis", "code_consistent"]
+    assert df["code_consistent"].tolist() == [True, False, None]
+    # switched off: nothing is claimed
+    off = llm.diagnosis_generator(check_codes=False).generate("wrong note")
+    assert off.icd_10 == "C50.9" and off.code_consistent is None and not off.needs_review
+    # a caller's own code list
+    from cancerllm.benchmark import IcdMapper
+    from cancerllm.benchmark.icd import IcdCode
+
+    mine = IcdMapper([IcdCode(code="C50.9", category="C50", title="Malignant neoplasm of colon, right")])
+    assert llm.diagnosis_generator(icd_mapper=mine).generate("wrong note").code_consistent is True

@@ -261,6 +261,26 @@ class IcdMapper:
         ranked.sort()
         return [(self.codes[i], -neg) for _, neg, _, i in ranked[:top_k]]
 
+    def consistent(self, text: str | None, code: str | None, top_k: int = 3) -> bool | None:
+        """Whether ``code``'s 3-character category is among those of the ``top_k`` codes this mapper finds
+        for ``text`` - a check that a model's written code agrees with its own words.
+
+        Returns None when it cannot tell: no code, or no title shares a site word with the text.  On
+        CancerLLM-Smol v2's 398 validation diagnoses, codes that pass were in the registry's category
+        92.9% of the time (n = 155) and codes that fail 18.3% (n = 229): see docs/benchmark.md.
+
+        Example:
+            >>> m = IcdMapper.default()
+            >>> m.consistent("Colon Adenocarcinoma, Sigmoid Colon", "C18.7"), m.consistent("Colon Adenocarcinoma", "C50.9")
+            (True, False)
+        """
+        if not normalize_code(code) or not text or not text.strip():
+            return None
+        cats = {c.category.upper() for c, _ in self.scores(text, top_k=top_k)}
+        if not cats:
+            return None
+        return normalize_code(code)[:3].upper() in cats
+
     def map(self, text: str | None) -> str | None:
         """The best-matching code for a diagnosis text, or None when no title shares a site word.
 

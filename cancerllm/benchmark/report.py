@@ -140,6 +140,20 @@ def tables(results: Mapping[str, Any]) -> dict[str, str]:
                                            "Avg F1 [95% CI]", "Generated code, full [95% CI]",
                                            "Generated code, category [95% CI]", "Text mapped, full [95% CI]",
                                            "Text mapped, category [95% CI]", "n (text / code)"], rows)
+        checked = [(name, systems[name]["icd_generated_by_check"]) for name in diag
+                   if systems[name].get("icd_generated_by_check")]
+        if checked:
+            rows = []
+            for name, by in checked:
+                cells = [name]
+                for label in ("consistent", "inconsistent", "unchecked"):
+                    part = by[label]
+                    cells.append("-" if part["value"] is None else
+                                 f"{_pct(part['value'], part['ci'])} (n = {part['n']}, {100 * part['share']:.1f}%)")
+                rows.append(cells)
+            out["diagnosis_code_check"] = _table(
+                ["System", "Code agrees with the text: category accuracy (n, share)",
+                 "Code contradicts the text (needs review)", "No code / cannot tell"], rows)
 
     rows = []
     n = results["meta"]["n_reports"]
@@ -288,6 +302,11 @@ _SECTIONS = [
      "directly against the registry icd_10; text metrics use the text without it. The text is also mapped to "
      "an ICD-10-CM code by cancerllm.benchmark.IcdMapper; the last row maps the gold text itself, the ceiling of "
      "the mapper."),
+    ("diagnosis_code_check", "Checking the written ICD-10 code against the diagnosis text", "A written code "
+     "agrees with the text when its 3-character category is among those IcdMapper.consistent finds for the "
+     "words (top 3); DiagnosisGenerator records it as Diagnosis.code_consistent, and a contradiction sets "
+     "needs_review. Category accuracy of the generated code against the registry icd_10 in each part, with its "
+     "n and share of the scored reports."),
     ("diagnosis_paper_layout", "Diagnosis generation, the paper's Table 2 layout", ""),
     ("time_memory", "Time and peak memory (the paper's Table 5)", "Wall-clock time of each task over all scored "
      "reports, in this process, on the device named (retriever index building excluded). Peak RSS is the whole "

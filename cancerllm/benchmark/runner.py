@@ -204,8 +204,10 @@ def score_diagnoses(tasks: BenchmarkTasks, texts: Sequence[str | None], *, mappe
                               seed=seed).model_dump(mode="json")
     icd_cases = [c for c in tasks.diagnosis_cases if c.icd_10]
     mapped = [mapper.map(t) for t in words]  # one mapping per report
+    checked = [mapper.consistent(w, g) if g else None for w, g in zip(words, generated)]
     rows = [{"patient_id": c.patient_id, "gold": c.text, "prediction": texts[c.report], "icd_10": c.icd_10,
-             "predicted_code": mapped[c.report], "generated_code": generated[c.report]}
+             "predicted_code": mapped[c.report], "generated_code": generated[c.report],
+             "code_consistent": checked[c.report]}
             for c in tasks.diagnosis_cases]
 
     def levels(codes: Sequence[str | None]) -> dict[str, Any]:
@@ -215,6 +217,14 @@ def score_diagnoses(tasks: BenchmarkTasks, texts: Sequence[str | None], *, mappe
     out = {"evaluation": evaluation, "icd": levels(mapped), "cases": rows}
     if any(generated):  # a model that writes its own code: score that code directly
         out["icd_generated"] = levels(generated)
+        # ... and split by the check of the code against the model's own words (Diagnosis.code_consistent)
+        by_check: dict[str, Any] = {}
+        for label, want in (("consistent", True), ("inconsistent", False), ("unchecked", None)):
+            part = [c for c in icd_cases if checked[c.report] is want]
+            by_check[label] = {**_accuracy([icd_match(generated[c.report], c.icd_10, "category") for c in part],
+                                           ci=ci, seed=seed),
+                               "share": round(len(part) / len(icd_cases), 4) if icd_cases else None}
+        out["icd_generated_by_check"] = by_check
     return out
 
 
@@ -438,6 +448,7 @@ def run_benchmark(
             entry.update(diagnosis=dg["evaluation"], icd=dg["icd"], diagnosis_cases=dg["cases"])
             if "icd_generated" in dg:
                 entry["icd_generated"] = dg["icd_generated"]
+                entry["icd_generated_by_check"] = dg["icd_generated_by_check"]
         results["systems"][sys_.name] = entry
         if rules and sys_.kind == "model" and not sys_.retriever:
             # the hybrid: the rules answer the fields where they are near-certain (a system of its own)

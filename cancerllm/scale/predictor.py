@@ -195,7 +195,9 @@ class BatchExtractor(_BatchPredictor):
 
 
 class BatchDiagnoser(_BatchPredictor):
-    """Diagnosis generation over batches: columns ``id``, ``diagnosis``, ``raw``, ``error``, ``model``,
+    """Diagnosis generation over batches: columns ``id``, ``diagnosis``, ``icd_10`` (the code the model wrote,
+    if any), ``raw``, ``error``, ``needs_review`` (the written code contradicts the diagnosis text:
+    :attr:`~cancerllm.schema.Diagnosis.code_consistent` False), ``model``, ``adapter_sha256``,
     ``library_version``, ``input_sha256``.  ``max_new_tokens``: the generation budget (the task's default
     when None); other arguments as :class:`BatchExtractor`."""
 
@@ -205,11 +207,12 @@ class BatchDiagnoser(_BatchPredictor):
 
     def columns(self) -> list[str]:
         """The output columns, in order."""
-        return ["id", "diagnosis", "raw", "error", "model", "adapter_sha256", "library_version", "input_sha256"]
+        return ["id", "diagnosis", "icd_10", "raw", "error", "needs_review", "model", "adapter_sha256",
+                "library_version", "input_sha256"]
 
     def spark_schema(self) -> str:
         """The output columns as a Spark DDL schema."""
-        return ", ".join(f"`{c}` string" for c in self.columns())
+        return ", ".join(f"`{c}` {'boolean' if c == 'needs_review' else 'string'}" for c in self.columns())
 
     def _task(self) -> Any:
         if getattr(self, "_task_generator", None) is None:
@@ -224,8 +227,10 @@ class BatchDiagnoser(_BatchPredictor):
         for rid, text, d in zip(ids, texts, results):
             rows["id"].append(rid)
             rows["diagnosis"].append(None if d.error else d.text)
+            rows["icd_10"].append(None if d.error else d.icd_10)
             rows["raw"].append(None if d.error else d.raw)
             rows["error"].append(error_reason(d.error))
+            rows["needs_review"].append(None if d.error else d.needs_review)
             rows["model"].append(llm.base_model or self.model)
             rows["adapter_sha256"].append(llm.adapter_sha256)
             rows["library_version"].append(_version())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,11 @@ class DiagnosisGenerator:
         corpus: the training examples (note context + diagnosis response) to retrieve from.
         k: retrieved examples per prompt, most similar first; the input itself is never one of them.
         max_shot_tokens: note tokens shown per retrieved example (default ``max_input_tokens // (2 * k)``).
+        check_codes: when a diagnosis ends with an ICD-10-CM code (CancerLLM-Smol v2 and later write one),
+            check it against the diagnosis's own words and record the result in
+            :attr:`~cancerllm.schema.Diagnosis.code_consistent` (a contradiction sets ``needs_review``).
+        icd_mapper: the :class:`~cancerllm.benchmark.IcdMapper` for that check (default: the shipped
+            ICD-10-CM neoplasm list).
 
     Inputs longer than the model's input limit are truncated with a :class:`TruncationWarning`.
     """
@@ -57,8 +63,12 @@ class DiagnosisGenerator:
         corpus: Sequence[Any] | None = None,
         k: int = 3,
         max_shot_tokens: int | None = None,
+        check_codes: bool = True,
+        icd_mapper: Any = None,
     ) -> None:
         self.model = model
+        self.check_codes = bool(check_codes)
+        self._icd_mapper = icd_mapper
         self.max_new_tokens = int(max_new_tokens)
         self.batch_size = int(batch_size)
         self.progress = progress
@@ -101,8 +111,9 @@ class DiagnosisGenerator:
 
     def generate_many(self, notes: Any, *, column: str | None = None, as_dataframe: bool | None = None,
                       progress: bool | None = None, errors: str = "raise") -> Any:
-        """Diagnoses of many notes (list, Series, or DataFrame + ``column``); a DataFrame with a
-        ``diagnosis`` column for pandas input, else a list of :class:`Diagnosis`.
+        """Diagnoses of many notes (list, Series, or DataFrame + ``column``); a DataFrame with the columns
+        ``diagnosis`` and ``code_consistent`` (see :class:`Diagnosis`) for pandas input, else a list of
+        :class:`Diagnosis`.
 
         Args:
             errors: what a bad note (None/NaN, not a string or :class:`ClinicalNote`, empty, NUL bytes)
@@ -135,7 +146,8 @@ class DiagnosisGenerator:
         from .._optional import require
 
         pd = require("pandas", feature="DataFrame output")
-        data: dict[str, Any] = {"diagnosis": [r.text for r in results]}
+        data: dict[str, Any] = {"diagnosis": [r.text for r in results],
+                                "code_consistent": pd.Series([r.code_consistent for r in results], dtype=object)}
         if errors == "record":
             data["error"] = pd.Series([r.error for r in results], dtype=object)  # None (not NaN) for good rows
         frame = pd.DataFrame(data)
@@ -165,5 +177,20 @@ class DiagnosisGenerator:
         res = []
         for i, seqs in enumerate(outs):
             raw = tok.decode(seqs[0], skip_special_tokens=True)
-            res.append(Diagnosis(text=clean_diagnosis(raw), raw=raw, id=ids[i] if ids else None))
+            d = Diagnosis(text=clean_diagnosis(raw), raw=raw, id=ids[i] if ids else None)
+            if self.check_codes and d.icd_10:
+                d.code_consistent = self._mapper().consistent(d.description, d.icd_10)
+            res.append(d)
         return res
+
+    def _mapper(self) -> Any:
+        if self._icd_mapper is None:
+            self._icd_mapper = _default_mapper()
+        return self._icd_mapper
+
+
+@functools.lru_cache(maxsize=1)
+def _default_mapper() -> Any:
+    from ..benchmark.icd import IcdMapper
+
+    return IcdMapper.default()

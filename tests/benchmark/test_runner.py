@@ -71,6 +71,25 @@ def test_breast_diagnosis_maps_to_the_breast_category():
     assert sc["icd"]["category"]["value"] == 1.0  # C50.x
 
 
+def test_generated_codes_are_split_by_the_check_against_their_text():
+    recs = [r for r in make_records(40, seed=8) if r["cancer_type"] == "BRCA"][:3]
+    for r in recs:
+        r["labels"]["icd_10"] = "C50.9"
+    tasks = build_tasks(recs)
+    texts = ["Infiltrating ductal carcinoma, left breast (C50.4)",   # agrees, right category
+             "Infiltrating ductal carcinoma, left breast (C18.7)",   # contradicts its words, wrong category
+             "Infiltrating ductal carcinoma, left breast"]           # no code
+    sc = score_diagnoses(tasks, texts, ci=False)
+    assert [c["code_consistent"] for c in sc["cases"]] == [True, False, None]
+    by = sc["icd_generated_by_check"]
+    assert by["consistent"] == {"value": 1.0, "ci": None, "n": 1, "share": round(1 / 3, 4)}
+    assert by["inconsistent"]["value"] == 0.0 and by["inconsistent"]["n"] == 1
+    assert by["unchecked"]["n"] == 1 and by["unchecked"]["value"] == 0.0
+    assert sc["icd_generated"]["category"]["value"] == pytest.approx(1 / 3, abs=1e-4)
+    # text-only diagnoses: no generated code, no split
+    assert "icd_generated_by_check" not in score_diagnoses(tasks, [t.split(" (")[0] for t in texts], ci=False)
+
+
 @pytest.fixture(scope="module")
 def bench(tcga_file, tiny_model_dir, tmp_path_factory):
     from cancerllm.benchmark import run_benchmark

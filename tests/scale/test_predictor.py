@@ -45,5 +45,9 @@ def test_schema_and_diagnoser(tiny_model_dir):
     dg = BatchDiagnoser(str(tiny_model_dir), max_new_tokens=4)
     out = dg(pd.DataFrame({"id": ["n1", "n2"], "text": ["cough and weight loss", ""]}))
     assert list(out.columns) == dg.columns() and out.loc[0, "error"] is None and out.loc[1, "error"]
+    assert {"icd_10", "needs_review"} <= set(dg.columns()) and "`needs_review` boolean" in dg.spark_schema()
+    # the tiny model writes no code: nothing to check, nothing to review; the failed row has neither
+    assert out.loc[0, "icd_10"] is None and out.loc[0, "needs_review"] is not None and not out.loc[0, "needs_review"]
+    assert out.loc[1, "icd_10"] is None and out.loc[1, "needs_review"] is None
     with pytest.raises(Exception, match="columns"):
         dg(pd.DataFrame({"note": ["x"]}))
