@@ -87,9 +87,12 @@ def main(argv: list[str] | None = None) -> int:
         [r["text"] for r in reports]
     )
     t_diag = time.perf_counter() - t0
-    rows = [[r["patient_id"], d.text or "(empty)", coded_diagnosis_answer(TCGARecord.model_validate(r)) or "-"]
+    agrees = {True: "yes", False: "NO: review", None: "-"}
+    rows = [[r["patient_id"], d.text or "(empty)", agrees[d.code_consistent],
+             coded_diagnosis_answer(TCGARecord.model_validate(r)) or "-"]
             for r, d in zip(reports, diags)]
-    print(_table(rows, ["report", "generated diagnosis (ICD-10-CM)", "registry histology, site (icd_10)"], width=60))
+    print(_table(rows, ["report", "generated diagnosis (ICD-10-CM)", "code agrees with text",
+                        "registry histology, site (icd_10)"], width=60))
     print(f"\ndiagnosis generation: {len(reports)} reports in {t_diag:.1f} s")
     return 0
 

@@ -406,7 +406,7 @@ class Diagnosis(BaseModel):
     @property
     def icd_10(self) -> str | None:
         """The ICD-10-CM code the model wrote after the diagnosis, as in ``"Lung Adenocarcinoma, Upper Lobe
-        (C34.1)"`` (CancerLLM-Smol v2 answers so); None when there is none."""
+        (C34.1)"`` (CancerLLM-Smol v2 and later answer so); None when there is none."""
         m = _CODED_RE.search(self.text)
         return m.group("code").upper() if m else None
 

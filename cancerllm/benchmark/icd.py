@@ -266,8 +266,8 @@ class IcdMapper:
         for ``text`` - a check that a model's written code agrees with its own words.
 
         Returns None when it cannot tell: no code, or no title shares a site word with the text.  On
-        CancerLLM-Smol v2's 398 validation diagnoses, codes that pass were in the registry's category
-        92.9% of the time (n = 155) and codes that fail 18.3% (n = 229): see docs/benchmark.md.
+        CancerLLM-Smol v3's 398 validation diagnoses, codes that pass were in the registry's category
+        91.7% of the time (n = 242) and codes that fail 28.3% (n = 138): see docs/checking.md.
 
         Example:
             >>> m = IcdMapper.default()
