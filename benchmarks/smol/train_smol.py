@@ -1,10 +1,12 @@
 """Train CancerLLM-Smol, the library's embedded default, with the library's own pipeline.
 
-    python benchmarks/smol/train_smol.py [--version v2] [--data ../shared/data/tcga/tcga_reports_dev.jsonl] [--install]
+    python benchmarks/smol/train_smol.py [--version v3] [--data ../shared/data/tcga/tcga_reports_dev.jsonl] [--install]
 
-v2 (the default since 0.2): warm-started from v1, the whole training side, stage answers as
-``{pT, pN, pM, group}`` and diagnoses with their ICD-10-CM code (``sft_v2.yaml``; no phase 1 of its own: v1's
-is inside the warm start).  v1 (``--version v1``): the steps below with ``pretrain.yaml`` and ``sft.yaml``.
+v3 (the default): warm-started from v2, the v2 answers again with ``max_length`` 1,600 and a coded diagnosis
+for every training report (``sft_v3.yaml``); the stack is cut back to rank 32 (``MAX_RANK``).  v2:
+warm-started from v1, the whole training side, stage answers as ``{pT, pN, pM, group}`` and diagnoses with
+their ICD-10-CM code (``sft_v2.yaml``; no phase 1 of its own: v1's is inside the warm start).  v1
+(``--version v1``): the steps below with ``pretrain.yaml`` and ``sft.yaml``.
 
 1. split the file by patient (:func:`cancerllm.benchmark.split.split_records`, 20% validation, fixed salt);
    only the training part is used below;

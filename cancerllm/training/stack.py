@@ -56,10 +56,13 @@ def _truncate(a: Any, b: Any, k: int) -> tuple[Any, Any, float, float]:
 
     qb, rb = torch.linalg.qr(b.double())            # B = Qb Rb
     qa, ra = torch.linalg.qr(a.double().T)          # A^T = Qa Ra
-    u, s, vh = torch.linalg.svd(rb @ ra.T)          # B A = Qb (Rb Ra^T) Qa^T
+    u, s, vh = torch.linalg.svd(rb @ ra.T, full_matrices=False)  # B A = Qb (Rb Ra^T) Qa^T
     root = s[:k].sqrt()
     b_new = (qb @ u[:, :k]) * root
-    a_new = root[:, None] * (vh[:k] @ qa.T)
+    a_new = root[:, None] * (vh[: len(root)] @ qa.T)
+    if len(root) < k:  # a module narrower than k (its update has fewer singular values): zero rank padding
+        a_new = torch.cat([a_new, a_new.new_zeros(k - len(root), a_new.shape[1])], 0)
+        b_new = torch.cat([b_new, b_new.new_zeros(b_new.shape[0], k - len(root))], 1)
     sq = s.square()
     return a_new.float(), b_new.float(), float(sq[:k].sum()), float(sq[k:].sum())
 

@@ -133,3 +133,20 @@ def test_max_rank_records_the_error_it_made(tmp_path):
     lossy = stack_adapters([tmp_path / "a", tmp_path / "a"], tmp_path / "lossy", dtype="float32", max_rank=2)
     rec = json.loads((lossy / "cancerllm_config.json").read_text())["training"]["rank_cut"]
     assert 0.01 < rec["relative_error"] <= rec["worst_module_relative_error"] < 1
+
+
+def test_max_rank_above_a_modules_width_pads_it(tmp_path):
+    tok = make_tiny_tokenizer()
+    # hidden size 32: a summed rank of 44 cut to 36 is still above what a 32-wide module can hold
+    first = _random_adapter(make_tiny_model(tok, hidden_size=32), 24, 24, 4, ["q_proj", "v_proj"])
+    first.save_pretrained(tmp_path / "a")
+    second = _random_adapter(first.merge_and_unload(), 20, 20, 5, ["q_proj", "v_proj"])
+    second.save_pretrained(tmp_path / "b")
+    exact = _deltas(stack_adapters([tmp_path / "a", tmp_path / "b"], tmp_path / "exact", dtype="float32"))
+    cut = stack_adapters([tmp_path / "a", tmp_path / "b"], tmp_path / "cut", dtype="float32", max_rank=36)
+    for name, d in _deltas(cut).items():
+        assert torch.allclose(d, exact[name], atol=1e-4)  # true rank <= 32 <= 36: exact
+    ids = torch.tensor([tok("the left breast, grade 3").input_ids])
+    with torch.no_grad():
+        assert torch.isfinite(peft.PeftModel.from_pretrained(make_tiny_model(tok, hidden_size=32),
+                                                             str(cut)).eval()(ids).logits).all()
