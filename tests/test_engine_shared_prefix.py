@@ -230,3 +230,74 @@ def test_length_buckets(lengths, max_buckets):
     chunks = _chunks(lengths, 10, max_buckets)
     assert sorted(r for _, rows in chunks for r in rows) == list(range(len(lengths)))
     assert all(len(rows) == 1 or len(rows) * width <= 10 for width, rows in chunks)
+
+
+def _split_cost(lengths, runs):
+    return sum((e - s) * w for s, e, w in runs)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_prefix_runs_are_the_cheapest_contiguous_split(seed):
+    """The runs a prefix level is split into cover every group once, in order, each at the width of its
+    longest prefix, and cost no more than any contiguous split into at most MAX_RUNS runs (brute force)."""
+    import itertools
+    import random
+
+    from cancerllm.engine._shared_prefix import MAX_RUNS, MIN_RUN_SAVING, _runs
+
+    rng = random.Random(seed)
+    lengths = sorted((rng.randint(1, 600) for _ in range(rng.randint(1, 9))), reverse=seed % 2 == 0)
+    if seed % 3 == 0:
+        rng.shuffle(lengths)
+    width = max(lengths) + rng.choice([0, 0, 7])
+    runs = _runs(lengths, width)
+    assert len(runs) <= MAX_RUNS
+    assert [s for s, _, _ in runs] == [0] + [e for _, e, _ in runs[:-1]] and runs[-1][1] == len(lengths)
+    assert all(max(lengths[s:e]) <= w <= width for s, e, w in runs)
+    g = len(lengths)
+    best = g * width
+    for n in range(1, min(MAX_RUNS, g) + 1):
+        for cuts in itertools.combinations(range(1, g), n - 1):
+            bounds = (0, *cuts, g)
+            best = min(best, sum((b - a) * max(lengths[a:b]) for a, b in zip(bounds, bounds[1:])))
+    cost = _split_cost(lengths, runs)
+    if best <= (1 - MIN_RUN_SAVING) * g * width:
+        assert cost == best
+    else:  # not worth the extra calls: one run of the whole width
+        assert runs == [(0, g, width)] or (g == 1 and runs == [(0, 1, lengths[0])])
+
+
+def test_many_groups_use_equal_runs():
+    from cancerllm.engine._shared_prefix import MAX_RUNS, _runs
+
+    lengths = list(range(400, 0, -4))  # 100 groups, longest first as the engine orders them
+    runs = _runs(lengths, 400)
+    assert len(runs) == MAX_RUNS and _split_cost(lengths, runs) < 0.9 * 100 * 400
+    assert _runs([300] * 100, 300) == [(0, 100, 300)]
+
+
+def test_trimmed_runs_and_causal_chunks_are_used(engines, monkeypatch):
+    """The paths that skip padding (prefix runs narrower than the level) and blocks above the diagonal
+    (chunks encoded whole) are taken on ragged groups, and the outputs still equal the copying path's."""
+    shared, copied = engines
+    seen = {"causal": 0, "narrow": 0}
+    original = _shared_prefix._softmax_part
+
+    def spy(q, k, v, bias, scale):
+        if bias is None:
+            seen["causal"] += 1
+        return original(q, k, v, bias, scale)
+
+    original_runs = _shared_prefix._runs
+
+    def runs_spy(lengths, width):
+        out = original_runs(lengths, width)
+        seen["narrow"] += sum(w < width for _, _, w in out)
+        return out
+
+    monkeypatch.setattr(_shared_prefix, "_softmax_part", spy)
+    monkeypatch.setattr(_shared_prefix, "_runs", runs_spy)
+    settings = GenerationSettings(max_new_tokens=12, batch_size=64)
+    groups = _groups(seed=3, n=9, header=HEADER)
+    assert shared.generate_groups(groups, settings) == copied.generate_groups(groups, settings)
+    assert seen["causal"] and seen["narrow"]

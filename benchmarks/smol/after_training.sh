@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VERSION=${1:-v3}
-PREVIOUS=$([ "$VERSION" = v3 ] && echo cancerllm-smol-v2 || echo cancerllm-smol-v1)
+case "$VERSION" in v4) PREVIOUS=cancerllm-smol-v3 ;; v3) PREVIOUS=cancerllm-smol-v2 ;; *) PREVIOUS=cancerllm-smol-v1 ;; esac
 PY=.venv/bin/python
 DATA=../shared/data/tcga/tcga_reports_dev.jsonl
 STACKED=benchmarks/out/smol-$VERSION/cancerllm-smol-adapter

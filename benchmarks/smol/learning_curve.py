@@ -2,7 +2,7 @@
 
     python benchmarks/smol/learning_curve.py [--version v3] [--steps 0 100 250] [--limit 50] [--diagnosis]
 
-Step 0 is the warm start (v1 for v2, v2 for v3).  Each checkpoint's LoRA weights (``checkpoints/step-N/
+Step 0 is the warm start (v1 for v2, v2 for v3, v3 for v4).  Each checkpoint's LoRA weights (``checkpoints/step-N/
 adapter_weights.safetensors``, written by the trainer) become a PEFT adapter, are stacked onto the warm start
 exactly (:func:`cancerllm.training.stack_adapters`) and scored with :func:`cancerllm.benchmark.run_benchmark`
 on the first ``--limit`` validation reports (no rules, no misspellings).  The final adapter (``sft/``) counts
@@ -22,7 +22,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 V1 = ROOT / "cancerllm" / "_resources" / "cancerllm-smol-v1-adapter"
-WARM_START = {"v2": V1, "v3": ROOT / "cancerllm" / "_resources" / "cancerllm-smol-v2-adapter"}
+WARM_START = {"v2": V1, "v3": ROOT / "cancerllm" / "_resources" / "cancerllm-smol-v2-adapter",
+              "v4": ROOT / "cancerllm" / "_resources" / "cancerllm-smol-v3-adapter"}
 RUN = ROOT / "benchmarks" / "out" / "smol-v2"
 OUT = ROOT / "benchmarks" / "results" / "smol-v2-learning-curve"
 VERSION = "v2"
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--version", choices=sorted(WARM_START), default="v3")
     ap.add_argument("--steps", type=int, nargs="+", default=None,
-                    help="checkpoints to score (default: v2 0 150 300 450; v3 0 100 175 250)")
+                    help="checkpoints to score (default: v2 0 150 300 450; v3 0 100 175 250; v4 0 80 160 240)")
     ap.add_argument("--limit", type=int, default=50)
     ap.add_argument("--diagnosis", action="store_true", help="also score diagnoses (slower)")
     ap.add_argument("--data", default=str(DATA))
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     RUN = ROOT / "benchmarks" / "out" / f"smol-{VERSION}"
     OUT = ROOT / "benchmarks" / "results" / f"smol-{VERSION}-learning-curve"
     if args.steps is None:
-        args.steps = [0, 150, 300, 450] if VERSION == "v2" else [0, 100, 175, 250]
+        args.steps = {"v2": [0, 150, 300, 450], "v3": [0, 100, 175, 250], "v4": [0, 80, 160, 240]}[VERSION]
     sys.path.insert(0, str(ROOT))
     from cancerllm.benchmark import run_benchmark
 

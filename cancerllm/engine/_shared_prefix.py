@@ -136,7 +136,15 @@ class PrefixLevel:
     def __init__(self, valid: Any, row_group: Sequence[int]) -> None:
         self.pad = ~valid.bool()[:, None, None, :]  # [G, 1, 1, P]
         self._bias: Any = None
+        self._plan_groups()
         self.set_rows(list(row_group))
+
+    def _plan_groups(self) -> None:
+        """Split the groups into runs whose prefixes are trimmed to the run's longest (prefixes are left
+        padded, so a run reads the last ``width`` positions): the padding a run still computes is what the
+        split could not remove (:func:`_runs`)."""
+        lengths = (~self.pad).reshape(self.pad.shape[0], -1).sum(-1).tolist()
+        self.runs = _runs(lengths, int(self.pad.shape[-1]))
 
     def set_rows(self, row_group: list[int]) -> None:
         """Assign rows to groups (``row_group[i]`` is row ``i``'s group)."""
@@ -177,6 +185,7 @@ class PrefixLevel:
             remap = {g: i for i, g in enumerate(live)}
             idx = torch.tensor(live, device=self.pad.device)
             self.pad, self._bias = self.pad.index_select(0, idx), None
+            self._plan_groups()
             row_group = [remap[g] for g in row_group]
         self.set_rows(row_group)
         return idx
@@ -196,6 +205,8 @@ class SharedPrefixState:
         self.suffix_len = int(suffix_valid.shape[1])
         self._mask_key: tuple[Any, ...] | None = None
         self._mask: Any = None
+        self._unpadded_key: tuple[int, int] | None = None
+        self._unpadded = False
         self._version = 0
 
     def append_token(self) -> None:
@@ -215,6 +226,13 @@ class SharedPrefixState:
                 for layer in self.cache.layers:
                     layer.select_prefix(li, idx)
         self._version += 1
+
+    def unpadded(self, length: int) -> bool:
+        """Whether every row's first ``length`` own positions are valid (no padding to mask)."""
+        if self._unpadded_key != (self._version, length):
+            self._unpadded = bool(self.suffix_valid[:, :length].all())
+            self._unpadded_key = (self._version, length)
+        return self._unpadded
 
     def suffix_bias(self, length: int, queries: int, per_kv: int, dtype: Any) -> Any:
         """Additive mask of the suffixes: query ``i`` (of the last ``queries`` positions) reads suffix key ``j``
@@ -286,14 +304,69 @@ def _cpu_flash() -> Any:
     return getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
 
 
+#: most runs one prefix level's groups are split into (one attention call each)
+MAX_RUNS = 4
+#: a split into runs is kept only if it removes at least this share of the padded key positions
+MIN_RUN_SAVING = 0.1
+
+
+def _runs(lengths: Sequence[int], width: int) -> list[tuple[int, int, int]]:
+    """Contiguous runs ``(start, end, run width)`` of groups with valid prefix ``lengths`` (padded to
+    ``width``) that minimise the key positions computed, ``sum((end - start) * run width)``, in at most
+    :data:`MAX_RUNS` runs; a single run of the whole width unless that saves :data:`MIN_RUN_SAVING`.
+    The engine orders a batch's groups by prefix length, so contiguous runs lose little."""
+    g = len(lengths)
+    whole = [(0, g, width)]
+    if g < 2:
+        return [(0, g, max(lengths, default=width))] if g else whole
+    if g > 64:  # many groups: equal-count runs (the exact split below is quadratic in the groups)
+        bounds = [round(i * g / MAX_RUNS) for i in range(MAX_RUNS + 1)]
+        runs = [(a, b, max(lengths[a:b])) for a, b in zip(bounds, bounds[1:]) if b > a]
+        return runs if sum((b - a) * w for a, b, w in runs) <= (1 - MIN_RUN_SAVING) * g * width else whole
+    # best[r][j]: least cost of the first j groups in r runs; a run i..j costs (j - i) * max(lengths[i:j])
+    inf = float("inf")
+    best = [[inf] * (g + 1) for _ in range(MAX_RUNS + 1)]
+    cut = [[0] * (g + 1) for _ in range(MAX_RUNS + 1)]
+    best[0][0] = 0
+    for r in range(1, MAX_RUNS + 1):
+        for j in range(1, g + 1):
+            top = 0
+            for i in range(j - 1, -1, -1):
+                top = max(top, lengths[i])
+                c = best[r - 1][i] + (j - i) * top
+                if c < best[r][j]:
+                    best[r][j], cut[r][j] = c, i
+    r = min(range(1, MAX_RUNS + 1), key=lambda n: (best[n][g], n))
+    if best[r][g] > (1 - MIN_RUN_SAVING) * g * width:
+        return whole
+    out, j = [], g
+    while r:
+        i = cut[r][j]
+        out.append((i, j, max(lengths[i:j])))
+        j, r = i, r - 1
+    return out[::-1]
+
+
 def _softmax_part(q: Any, k: Any, v: Any, bias: Any, scale: float) -> tuple[Any, Any]:
-    """Attention of ``q`` over ``k``/``v`` with an additive ``bias``: (output, log-sum-exp), both float32.
-    No query row may be fully masked."""
+    """Attention of ``q`` over ``k``/``v`` with an additive ``bias`` (None: ``q`` is ``[rows, heads, L, dim]``
+    over ``L`` keys of ``[rows, kv_heads, L, dim]``, causal and unpadded): (output, log-sum-exp), both
+    float32.  No query row may be fully masked."""
     import torch
 
     if q.device.type == "cpu" and q.dtype == k.dtype and (flash := _cpu_flash()) is not None:
-        out, lse = flash(q, k, v, 0.0, False, attn_mask=bias, scale=scale)
+        if bias is None:  # the fused kernel skips the blocks above the diagonal
+            per_kv = q.shape[1] // k.shape[1]
+            if per_kv > 1:
+                k, v = k.repeat_interleave(per_kv, 1), v.repeat_interleave(per_kv, 1)
+            out, lse = flash(q, k, v, 0.0, True, scale=scale)
+        else:
+            out, lse = flash(q, k, v, 0.0, False, attn_mask=bias, scale=scale)
         return out.float(), lse.float().unsqueeze(-1)
+    if bias is None:
+        length = q.shape[-2]
+        per_kv = q.shape[1] // k.shape[1]
+        k, v = k.repeat_interleave(per_kv, 1), v.repeat_interleave(per_kv, 1)
+        bias = torch.full((length, length), float("-inf"), device=q.device).triu_(1)
     scores = torch.matmul(q * scale, k.transpose(-1, -2)).float() + bias.float()
     m = scores.amax(-1, keepdim=True)
     e = scores.sub_(m).exp_()
@@ -304,6 +377,8 @@ def _softmax_part(q: Any, k: Any, v: Any, bias: Any, scale: float) -> tuple[Any,
 def _level_part(q: Any, level: PrefixLevel, keys: Any, values: Any, scale: float) -> tuple[Any, Any]:
     """The rows of each group, stacked, against the group's single copy of the level's prefix; returns
     (output, log-sum-exp) per row: ``[rows, kv_heads, width, dim]``, ``[rows, kv_heads, width, 1]``."""
+    import torch
+
     rows, kv_heads, width, dim = q.shape
     groups, slots = level.groups, level.slots
     if level.regular:
@@ -312,7 +387,11 @@ def _level_part(q: Any, level: PrefixLevel, keys: Any, values: Any, scale: float
         grid = q.new_zeros((groups * slots, kv_heads, width, dim))
         grid.index_copy_(0, level.flat, q)
     grid = grid.reshape(groups, slots, kv_heads, width, dim).transpose(1, 2).reshape(groups, kv_heads, -1, dim)
-    out, lse = _softmax_part(grid, keys, values, level.bias(q.dtype), scale)
+    bias, parts = level.bias(q.dtype), []
+    for s, e, w in level.runs:  # runs of groups, each against its prefixes' last w positions (the rest is padding)
+        p = keys.shape[-2] - w
+        parts.append(_softmax_part(grid[s:e], keys[s:e, :, p:], values[s:e, :, p:], bias[s:e, ..., p:], scale))
+    out, lse = parts[0] if len(parts) == 1 else (torch.cat([o for o, _ in parts]), torch.cat([m for _, m in parts]))
 
     def to_rows(t: Any) -> Any:
         t = t.view(groups, kv_heads, slots, width, t.shape[-1]).transpose(1, 2)
@@ -341,8 +420,12 @@ def _attention(module: Any, query: Any, key: Any, value: Any, attention_mask: An
              zip(state.levels, layer.prefix_keys, layer.prefix_values)]
     # own part: each row against its own tokens (question, generated tokens)
     per_kv = heads // kv_heads
-    bias = state.suffix_bias(key.shape[-2], length, per_kv, query.dtype)
-    parts.append(_softmax_part(q, key, value, bias, scale))
+    if key.shape[-2] == length and state.unpadded(length):  # a chunk encoded whole: plain causal attention
+        o, m = _softmax_part(query, key, value, None, scale)
+        parts.append((o.reshape(rows, kv_heads, width, dim), m.reshape(rows, kv_heads, width, 1)))
+    else:
+        bias = state.suffix_bias(key.shape[-2], length, per_kv, query.dtype)
+        parts.append(_softmax_part(q, key, value, bias, scale))
     # merge the softmax parts by their log-sum-exp
     lse = parts[0][1]
     for _, lse_i in parts[1:]:
