@@ -13,7 +13,9 @@ SMOL_CACHE_SUBDIR = "smollm2-135m-instruct"
 #: the adapter trained by the project's own pipeline, shipped inside the package when present
 SMOL_ADAPTER_RESOURCE = "cancerllm-smol-adapter"
 #: Earlier CancerLLM-Smol releases, loadable by name for comparison: name -> version.
-SMOL_RELEASES = {"cancerllm-smol-v1": "v1", "cancerllm-smol-v2": "v2"}
+#: ``cancerllm-smol-v3`` is the default itself; v4 is better at diagnoses and worse at phenotypes (model card).
+SMOL_RELEASES = {"cancerllm-smol-v1": "v1", "cancerllm-smol-v2": "v2", "cancerllm-smol-v3": "current",
+                 "cancerllm-smol-v4": "v4"}
 
 # the paper's generation settings
 PHENOTYPE_MAX_NEW_TOKENS = 50

@@ -10,9 +10,10 @@ import pytest
 ADAPTER = resources.files("cancerllm").joinpath("_resources", "cancerllm-smol-adapter")
 V1 = resources.files("cancerllm").joinpath("_resources", "cancerllm-smol-v1-adapter")
 V2 = resources.files("cancerllm").joinpath("_resources", "cancerllm-smol-v2-adapter")
+V4 = resources.files("cancerllm").joinpath("_resources", "cancerllm-smol-v4-adapter")
 
 
-@pytest.mark.parametrize("adapter", [ADAPTER, V1, V2], ids=["current", "v1", "v2"])
+@pytest.mark.parametrize("adapter", [ADAPTER, V1, V2, V4], ids=["current", "v1", "v2", "v4"])
 def test_adapter_ships_and_is_small(adapter):
     weights = adapter.joinpath("adapter_model.safetensors")
     assert weights.is_file()
@@ -20,7 +21,7 @@ def test_adapter_ships_and_is_small(adapter):
         assert p.stat().st_size <= 20 * 1024 * 1024
 
 
-@pytest.mark.parametrize("adapter", [ADAPTER, V1, V2], ids=["current", "v1", "v2"])
+@pytest.mark.parametrize("adapter", [ADAPTER, V1, V2, V4], ids=["current", "v1", "v2", "v4"])
 def test_adapter_config_matches_the_default_prompt(adapter):
     cfg = json.loads(adapter.joinpath("adapter_config.json").read_text())
     assert cfg["peft_type"] == "LORA" and cfg["base_model_name_or_path"] == "cancerllm-smol"
@@ -45,4 +46,6 @@ def test_packaged_adapter_is_found():
     assert v1 is not None and v1 != packaged_adapter_dir() and v1.name == "cancerllm-smol-v1-adapter"
     v2 = packaged_adapter_dir("v2")
     assert v2 is not None and v2 not in (v1, packaged_adapter_dir()) and v2.name == "cancerllm-smol-v2-adapter"
+    v4 = packaged_adapter_dir("v4")
+    assert v4 is not None and v4 not in (v1, v2, packaged_adapter_dir()) and v4.name == "cancerllm-smol-v4-adapter"
     assert packaged_adapter_dir("v0") is None

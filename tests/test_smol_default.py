@@ -34,6 +34,10 @@ def test_packaged_adapter_loads_by_default_with_its_prompt(tiny_chat_model_dir, 
     assert v1.has_adapter and asked == ["current", "v1"]
     v2 = CancerLLM.from_pretrained("cancerllm-smol-v2")
     assert v2.has_adapter and asked == ["current", "v1", "v2"]
+    # v3 is the default under its own name; v4 (diagnosis-leaning) its own folder
+    CancerLLM.from_pretrained("cancerllm-smol-v3")
+    CancerLLM.from_pretrained("cancerllm-smol-v4")
+    assert asked == ["current", "v1", "v2", "current", "v4"]
     # the base by its own name: never the adapter, the untuned model's prompts
     plain = CancerLLM.from_pretrained("smollm2-135m-instruct")
     assert not plain.has_adapter and plain.base_model == "smollm2-135m-instruct"
