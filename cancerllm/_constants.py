@@ -12,7 +12,7 @@ SMOL_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOL_CACHE_SUBDIR = "smollm2-135m-instruct"
 #: the adapter trained by the project's own pipeline, shipped inside the package when present
 SMOL_ADAPTER_RESOURCE = "cancerllm-smol-adapter"
-#: Earlier CancerLLM-Smol releases, loadable by name for comparison: name -> version.
+#: The other CancerLLM-Smol releases, loadable by name: name -> version (``"current"``: the default's folder).
 #: ``cancerllm-smol-v3`` is the default itself; v4 is better at diagnoses and worse at phenotypes (model card).
 SMOL_RELEASES = {"cancerllm-smol-v1": "v1", "cancerllm-smol-v2": "v2", "cancerllm-smol-v3": "current",
                  "cancerllm-smol-v4": "v4"}

@@ -5,6 +5,9 @@
 #   bash benchmarks/smol/after_training.sh [v4]    (after python benchmarks/smol/train_smol.py --version v4)
 # ALONE=1 benchmarks the new release without the previous one (half the time); compare the two afterwards,
 # paired by report, with benchmarks/smol/compare_releases.py against the previous release's stored results.
+# The chain installs the new release as the default; when the comparison does not support it (v4: better
+# diagnoses, worse phenotypes), restore the default (git checkout cancerllm/_resources/cancerllm-smol-adapter)
+# and ship the new one by name (cancerllm-smol-<version>-adapter, SMOL_RELEASES in cancerllm/_constants.py).
 # v2's chain also ran the counterfactual-label testbed; run it alone with:
 #   cancerllm robustness --data ../shared/data/tcga/tcga_reports_dev.jsonl --config benchmarks/smol/counterfactual.yaml \
 #       --rates 0.2,0.4,0.6,0.8 --train-limit 200 --limit 25 --out benchmarks/results/counterfactual-smol
