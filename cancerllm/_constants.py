@@ -16,6 +16,9 @@ SMOL_ADAPTER_RESOURCE = "cancerllm-smol-adapter"
 #: ``cancerllm-smol-v3`` is the default itself; v4 is better at diagnoses and worse at phenotypes (model card).
 SMOL_RELEASES = {"cancerllm-smol-v1": "v1", "cancerllm-smol-v2": "v2", "cancerllm-smol-v3": "current",
                  "cancerllm-smol-v4": "v4"}
+#: Task adapters of the packaged names: name -> task -> version.  The default runs phenotypes with v3 (its main
+#: adapter) and diagnoses with v4 (better diagnosis text and ICD-10 codes, worse phenotypes: model card).
+SMOL_TASK_ADAPTERS = {DEFAULT_MODEL: {"diagnosis": "v4"}}
 
 # the paper's generation settings
 PHENOTYPE_MAX_NEW_TOKENS = 50

@@ -141,7 +141,7 @@ def _run_batch(kind: str, input_path: Path, output: Path, model: str, text_colum
     _quiet_loading(quiet or as_json)
     llm = CancerLLM.from_pretrained(model, **(load or {}))
     # what the results depend on: a resumed run with other settings must not add to the same file
-    run = {"task": kind, "model": model, "base_model": llm.base_model, "adapter_sha256": llm.adapter_sha256,
+    run = {"task": kind, "model": model, "base_model": llm.base_model, "adapter_sha256": llm.adapter_sha256_for("phenotype" if kind == "extract" else "diagnosis"),
            "load": {k: str(v) for k, v in (load or {}).items()}, **(settings or {}),
            "library_version": __version__}
     writer = ResultWriter(jsonl, resume=resume, overwrite=not resume, retry_errors=retry_errors, run=run)

@@ -12,7 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -27,7 +30,9 @@ from ._constants import (
     PHENOTYPE_MAX_NEW_TOKENS,
     SMOL_BASE_MODEL,
     SMOL_RELEASES,
+    SMOL_TASK_ADAPTERS,
 )
+from ._task_adapters import TASKS, TaskAdapters, check_tasks, folder_sha256
 from .engine.base import Engine
 from .errors import ConfigError, InputError, ModelLoadError
 from .prompts import PromptBuilder
@@ -50,7 +55,7 @@ _GENERATION_KEYS: dict[str, tuple[str, ...]] = {
 }
 _DEFAULT_MAX_NEW_TOKENS = {"phenotype": PHENOTYPE_MAX_NEW_TOKENS, "diagnosis": DIAGNOSIS_MAX_NEW_TOKENS}
 #: files of an adapter repository fetched from the hub (no full-model weights)
-_ADAPTER_FILES = ["adapter_*", "*.json", "*.jinja", "*.model", "*.txt"]
+_ADAPTER_FILES = ["adapter_*", "*/adapter_*", "*.json", "*.jinja", "*.model", "*.txt"]
 
 
 def _versions() -> dict[str, str]:
@@ -63,6 +68,18 @@ def _versions() -> dict[str, str]:
         except PackageNotFoundError:
             pass
     return out
+
+
+def _vocab(folder: Path) -> Any:
+    """The vocabulary part of an adapter folder's ``tokenizer.json`` (model and added tokens), or None."""
+    file = folder / "tokenizer.json"
+    if not file.is_file():
+        return None
+    try:
+        tok = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"cannot read {file}: {exc}") from exc
+    return tok.get("model"), tok.get("added_tokens")
 
 
 def _check_generation(generation: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
@@ -103,6 +120,7 @@ class _Source:
     answer_prefix: str = ""
     shots_layout: str = "shared"
     name: str | None = None  # name_or_path as given
+    task_adapter_dirs: dict[str, Path] = field(default_factory=dict)  # task -> its own adapter folder
 
     def base_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         """The caller's transformers kwargs for loading the base: ``revision`` names a version of
@@ -145,6 +163,7 @@ class CancerLLM:
         engine: Engine | None = None,
         adapter_path: str | os.PathLike[str] | None = None,
         base_path: str | None = None,
+        task_adapter_paths: Mapping[str, str | os.PathLike[str]] | None = None,
     ) -> None:
         ld.ensure_pad_token(tokenizer)  # inference: pads are masked out
         self.model = model
@@ -160,7 +179,12 @@ class CancerLLM:
         self.adapter_path: Path | None = Path(adapter_path) if adapter_path is not None else None
         #: the loadable location of the base weights (a folder or hub id)
         self.base_path = base_path
+        #: task -> the adapter folder that task runs with, for the tasks routed away from the main adapter
+        #: (``task_adapters`` of :meth:`from_pretrained`); empty: every task runs with the main adapter
+        self.task_adapter_paths: dict[str, Path] = {t: Path(p) for t, p in (task_adapter_paths or {}).items()}
         self._engine: Engine | None = engine
+        self._switch: TaskAdapters | None = None  # the HF backend's adapter switching (with task adapters)
+        self._task_lock = threading.RLock()
 
     # ------------------------------------------------------------------------------------- loading
     @classmethod
@@ -181,6 +205,7 @@ class CancerLLM:
         backend: str = "hf",
         answer_prefix: str | None = None,
         merge_adapter: bool | None = None,
+        task_adapters: Mapping[str, str | os.PathLike[str]] | None = None,
         **kwargs: Any,
     ) -> CancerLLM:
         """Load a model by local path or hub id, optionally with a PEFT LoRA adapter.
@@ -220,6 +245,13 @@ class CancerLLM:
                 :meth:`save_pretrained` still writes it, and ``model.unmerge_adapter()`` undoes the merge.
                 Default: merge when the weights are not quantized (merging into 8-bit/4-bit weights would
                 round them).
+            task_adapters: a task (``"phenotype"``, ``"diagnosis"``) -> an adapter (folder or hub id) that
+                task runs with instead of the main adapter, loaded on the same base (PEFT's multi-adapter
+                loading; one base in memory).  The task objects switch adapters around each generation, under
+                a lock, exactly (see :mod:`cancerllm._task_adapters`); :meth:`save_pretrained` writes them all.
+                A task adapter must share the main adapter's base, tokenizer and prompt settings.  Default: what
+                the name ships with or the saved config records; ``"cancerllm-smol"`` runs diagnoses with the
+                v4 adapter (``task_adapters={}`` runs every task with v3, as ``"cancerllm-smol-v3"`` does).
             **kwargs: passed to transformers' ``from_pretrained`` (``revision``, ``token``, ``cache_dir``,
                 ``attn_implementation`` ...); ``revision``, ``token`` and ``cache_dir`` also locate the
                 tokenizer and ``cancerllm_config.json``.  With ``backend="vllm"``, passed to ``vllm.LLM``.
@@ -241,6 +273,12 @@ class CancerLLM:
         ld.check_kwargs(kwargs)
         hub = {k: kwargs[k] for k in ld.HUB_KWARGS if k in kwargs}
         src = cls._resolve(name_or_path, adapter, hub, local_files_only)
+        if task_adapters is not None:
+            check_tasks(task_adapters)
+            other_repo = {k: v for k, v in hub.items() if k != "revision"}
+            src.task_adapter_dirs = {t: cls._adapter_folder(a, other_repo, local_files_only)
+                                     for t, a in task_adapters.items()}
+        cls._check_task_adapters(src)
         if local_files_only is None and Path(src.base).expanduser().exists():
             local_files_only = True
         style_default, prefix_default = src.style, src.answer_prefix
@@ -254,6 +292,7 @@ class CancerLLM:
             shots_layout=src.shots_layout,
             adapter_path=src.adapter_dir,
             base_path=src.base,
+            task_adapter_paths=src.task_adapter_dirs,
         )
         if backend == "vllm":
             return cls._from_pretrained_vllm(src, common, prompt_style or style_default, dtype=dtype,
@@ -266,13 +305,21 @@ class CancerLLM:
                                   local_files_only=local_files_only, trust_remote_code=trust_remote_code,
                                   allow_pickle=allow_pickle, **src.base_kwargs(kwargs))
         tokenizer = cls._tokenizer(src, local_files_only, trust_remote_code)
+        switch = None
         if src.adapter_dir is not None:
             model = cls._load_adapter(model, src.adapter_dir)
-            if merge_adapter or (merge_adapter is None and quantization is None):
+            merge = bool(merge_adapter or (merge_adapter is None and quantization is None))
+            if src.task_adapter_dirs:
+                for task, folder in src.task_adapter_dirs.items():
+                    cls._load_adapter(model, folder, name=task)
+                switch = TaskAdapters(model, src.task_adapter_dirs, merged=merge)  # copies the base first
+            if merge:
                 model.merge_adapter()
         model.eval()
-        return cls(model, tokenizer, prompt_style=cls._style(prompt_style or style_default, tokenizer),
-                   **common)  # type: ignore[arg-type]
+        llm = cls(model, tokenizer, prompt_style=cls._style(prompt_style or style_default, tokenizer),
+                  **common)  # type: ignore[arg-type]
+        llm._switch = switch
+        return llm
 
     @classmethod
     def _from_pretrained_vllm(cls, src: _Source, common: dict[str, Any], style: str, *, dtype: Any, device: Any,
@@ -290,7 +337,8 @@ class CancerLLM:
         tok_src, _ = src.tokenizer_src
         max_model_len = llm_kwargs.pop("max_model_len", None) or llm._max_model_len()
         llm._engine = VLLMEngine.from_paths(
-            src.base, tokenizer=tok_src, adapter=src.adapter_dir, max_model_len=max_model_len,
+            src.base, tokenizer=tok_src, adapter=src.adapter_dir, task_adapters=list(src.task_adapter_dirs.values()),
+            max_model_len=max_model_len,
             tokenizer_obj=tokenizer, dtype=dtype, quantization=common["quantization"],
             trust_remote_code=trust_remote_code, local_files_only=local_files_only, **llm_kwargs,
         )
@@ -326,6 +374,11 @@ class CancerLLM:
                     src.style = prompt.get("style", src.style)
                     src.answer_prefix = prompt.get("answer_prefix", src.answer_prefix)
                     src.shots_layout = prompt.get("shots_layout", src.shots_layout)
+                if src.adapter_dir is not None:
+                    for task, version in SMOL_TASK_ADAPTERS.get(name, {}).items():
+                        folder = packaged_adapter_dir(version)
+                        if folder is not None:
+                            src.task_adapter_dirs[task] = folder
             return src
         ld.check_exists(name_or_path)
         folder = Path(name).expanduser()
@@ -348,6 +401,8 @@ class CancerLLM:
             if src.adapter_dir is not None:
                 raise ConfigError(f"{name} already holds an adapter; do not pass adapter= as well")
             src.adapter_dir = folder
+            check_tasks(saved.get("task_adapters") or {})
+            src.task_adapter_dirs = {t: folder / rel for t, rel in (saved.get("task_adapters") or {}).items()}
             base = saved.get("base_model") or ""
             if not base:
                 raise ModelLoadError(f"{name}/{CONFIG_NAME} names no base_model for its adapter")
@@ -400,8 +455,40 @@ class CancerLLM:
             logger.warning("%s was written by a newer cancerllm (format %s); loading what is understood", file, version)
         return cfg
 
+    @classmethod
+    def _check_task_adapters(cls, src: _Source) -> None:
+        """Task adapters need a main adapter and must be prompted and tokenized as it is; one that is the main
+        adapter's own folder is dropped (nothing to switch)."""
+        if not src.task_adapter_dirs:
+            return
+        if src.adapter_dir is None:
+            raise ConfigError("task_adapters need a main adapter (adapter= or an adapter folder): the tasks not "
+                              "named run with it")
+        main = src.adapter_dir.resolve()
+        src.task_adapter_dirs = {t: d for t, d in src.task_adapter_dirs.items() if d.resolve() != main}
+        mine = (src.style, src.answer_prefix, src.shots_layout)
+        main_vocab: Any = False  # read on first need
+        for task, folder in src.task_adapter_dirs.items():
+            if not (folder / ADAPTER_CONFIG_NAME).is_file():
+                raise ModelLoadError(f"task adapter for {task!r}: {folder} is not a PEFT adapter directory "
+                                     f"(no {ADAPTER_CONFIG_NAME})")
+            if (folder / CONFIG_NAME).is_file():
+                prompt = cls._read_config(folder / CONFIG_NAME).get("prompt", {})
+                theirs = (prompt.get("style", src.style), prompt.get("answer_prefix", src.answer_prefix),
+                          prompt.get("shots_layout", src.shots_layout))
+                if theirs != mine:
+                    raise ConfigError(f"task adapter for {task!r} ({folder}) was trained with other prompt settings "
+                                      f"(style, answer_prefix, shots_layout = {theirs!r}) than the main adapter "
+                                      f"({mine!r}); load it as a model of its own")
+            theirs_vocab = _vocab(folder)
+            if main_vocab is False:
+                main_vocab = _vocab(src.adapter_dir)
+            if theirs_vocab is not None and main_vocab is not None and theirs_vocab != main_vocab:
+                raise ConfigError(f"task adapter for {task!r} ({folder}) ships another tokenizer than the main "
+                                  "adapter; load it as a model of its own")
+
     @staticmethod
-    def _load_adapter(model: Any, adapter_dir: Path) -> Any:
+    def _load_adapter(model: Any, adapter_dir: Path, name: str | None = None) -> Any:
         from ._optional import require
 
         with ld.quiet_optional_probes():
@@ -414,6 +501,9 @@ class CancerLLM:
             with warnings.catch_warnings():
                 # peft calls a transformers method that transformers 5 deprecates; not the user's concern
                 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+                if name is not None:  # one more adapter on a PeftModel, under its task's name
+                    model.load_adapter(str(adapter_dir), adapter_name=name, is_trainable=False)
+                    return model
                 return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
         except (OSError, ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"cannot load adapter {adapter_dir}: {exc}") from exc
@@ -421,26 +511,46 @@ class CancerLLM:
     # ------------------------------------------------------------------------------------- saving
     @property
     def adapter_sha256(self) -> str | None:
-        """SHA-256 of the adapter's weight files (in name order), for provenance records; None without an
-        adapter folder (no adapter, or one built in memory)."""
-        cached = self.__dict__.get("_adapter_sha256", False)
-        if cached is not False:
-            return cached
-        digest = None
-        if self.adapter_path is not None and self.adapter_path.is_dir():
-            import hashlib
+        """SHA-256 of the main adapter's weight files (in name order), for provenance records; None without an
+        adapter folder (no adapter, or one built in memory).  A task with its own adapter:
+        :meth:`adapter_sha256_for`."""
+        return self.adapter_sha256_for(None)
 
-            files = sorted(p for p in self.adapter_path.iterdir()
-                           if p.is_file() and p.suffix in (".safetensors", ".bin"))
-            if files:
-                h = hashlib.sha256()
-                for f in files:
-                    with open(f, "rb") as fh:
-                        for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                            h.update(block)
-                digest = h.hexdigest()
-        self.__dict__["_adapter_sha256"] = digest
-        return digest
+    def adapter_path_for(self, task: str | None) -> Path | None:
+        """The adapter folder ``task`` runs with: its task adapter, else the main adapter's folder."""
+        return self.task_adapter_paths.get(task, self.adapter_path) if task is not None else self.adapter_path
+
+    def adapter_sha256_for(self, task: str | None) -> str | None:
+        """SHA-256 of the weights ``task`` runs with (see :attr:`adapter_sha256`)."""
+        folder = self.adapter_path_for(task)
+        cache = self.__dict__.setdefault("_adapter_sha256", {})
+        if folder not in cache:
+            cache[folder] = folder_sha256(folder)
+        return cache[folder]
+
+    @contextmanager
+    def task_adapter(self, task: str) -> Iterator[None]:
+        """Run the block with ``task``'s adapter active (``task_adapters`` of :meth:`from_pretrained`).
+
+        The task objects do this around each generation; a direct ``engine`` call inside the block runs with
+        that adapter.  Without task adapters it does nothing.  Switching holds a lock for the block, so
+        concurrent tasks on one model take turns.
+        """
+        if task not in TASKS:
+            raise ConfigError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+        if not self.task_adapter_paths:
+            yield
+            return
+        if self._switch is not None:
+            with self._switch.use(task):
+                yield
+            return
+        with self._task_lock:
+            engine = self.engine
+            if hasattr(engine, "lora_path"):  # vLLM: the adapter is chosen per request
+                folder = self.adapter_path_for(task)
+                engine.lora_path = os.fspath(folder) if folder is not None else None
+            yield
 
     @property
     def has_adapter(self) -> bool:
@@ -488,6 +598,7 @@ class CancerLLM:
                 raise ConfigError("cannot save an adapter without knowing its base model (base_model is unset)")
             # an explicit save_embedding_layers: peft's "auto" looks the base model up on the Hub when its
             # name is not a local path (e.g. "cancerllm-smol"), a network call from a private environment
+            # every loaded adapter: the main one in `out`, each task adapter in `out/<task>` (PEFT's layout)
             self.model.save_pretrained(str(out), safe_serialization=True,
                                        save_embedding_layers=self._adapter_targets_embeddings())
         else:
@@ -504,6 +615,8 @@ class CancerLLM:
             "generation": _check_generation(self.generation),
             "versions": _versions(),
         }
+        if self._switch is not None:
+            cfg["task_adapters"] = {task: task for task in self._switch.folders}
         tmp = out / (CONFIG_NAME + ".tmp")
         tmp.write_text(json.dumps(cfg, indent=2), encoding="utf-8")
         os.replace(tmp, out / CONFIG_NAME)
@@ -573,5 +686,6 @@ class CancerLLM:
         return DiagnosisGenerator(self, **self._task_kwargs("diagnosis", kwargs))
 
     def __repr__(self) -> str:
-        return (f"CancerLLM(base_model={self.base_model!r}, adapter={self.has_adapter}, "
+        tasks = f", task_adapters={sorted(self.task_adapter_paths)}" if self.task_adapter_paths else ""
+        return (f"CancerLLM(base_model={self.base_model!r}, adapter={self.has_adapter}{tasks}, "
                 f"prompt_style={self.prompt_builder.style!r}, backend={self.backend!r})")

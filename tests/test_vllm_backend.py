@@ -260,3 +260,23 @@ def test_real_vllm_matches_hf(tiny_model_dir):  # pragma: no cover - needs a GPU
     a = hf.phenotype_extractor(["grade"], max_new_tokens=8).extract(text).raw
     b = vl.phenotype_extractor(["grade"], max_new_tokens=8).extract(text).raw
     assert a == b
+
+
+def test_vllm_runs_each_task_with_its_adapter(tiny_model_dir, tmp_path, monkeypatch):
+    from cancerllm import CancerLLM
+
+    _, main = _adapter(tiny_model_dir, tmp_path / "main", r=4)
+    _, dx = _adapter(tiny_model_dir, tmp_path / "dx", r=20)
+    _fake_vllm(monkeypatch)
+    _no_hf_weights(monkeypatch)
+    llm = CancerLLM.from_pretrained(main, backend="vllm", task_adapters={"diagnosis": dx})
+    (made,) = _RecordingLLM.made
+    assert made.kwargs["max_loras"] == 2 and made.kwargs["max_lora_rank"] == 32  # covers r=20 as well
+    _RecordingLLM.answer = [llm.tokenizer.eos_token_id]
+    llm.phenotype_extractor(["grade"], progress=False).extract("Adenocarcinoma, G2.")
+    llm.diagnosis_generator(progress=False).generate("Adenocarcinoma, G2.")
+    llm.phenotype_extractor(["grade"], progress=False).extract("Adenocarcinoma, G2.")
+    p1, d, p2 = made.lora_requests
+    assert (p1.path, d.path, p2.path) == (str(main), str(dx), str(main))
+    assert p1.lora_id == p2.lora_id != d.lora_id and p1.name != d.name
+    assert llm.adapter_sha256_for("diagnosis") != llm.adapter_sha256

@@ -98,7 +98,9 @@ class VLLMEngine(Engine):
     def __init__(self, llm: Any, *, lora_path: str | os.PathLike[str] | None = None, eos_ids: Sequence[int] = (),
                  max_model_len: int | None = None) -> None:
         self.llm = llm
+        #: the adapter folder requests run with (None: the base); the task objects set it per task
         self.lora_path = os.fspath(lora_path) if lora_path is not None else None
+        self._lora_ids: dict[str, int] = {}
         self.eos_ids = _stop_ids(eos_ids)
         self.max_model_len = max_model_len
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -110,6 +112,7 @@ class VLLMEngine(Engine):
         *,
         tokenizer: str | None = None,
         adapter: str | os.PathLike[str] | None = None,
+        task_adapters: Sequence[str | os.PathLike[str]] = (),
         max_model_len: int,
         tokenizer_obj: Any = None,
         dtype: Any = None,
@@ -125,6 +128,9 @@ class VLLMEngine(Engine):
             model: the base model.
             tokenizer: the tokenizer's folder or hub id (default: ``model``).
             adapter: a LoRA adapter folder (``enable_lora`` and ``max_lora_rank`` are set from it).
+            task_adapters: further adapter folders requests may name (:attr:`lora_path`, set per task by
+                :meth:`CancerLLM.task_adapter <cancerllm.model.CancerLLM.task_adapter>`): ``max_lora_rank``
+                covers them and ``max_loras`` holds them all at once.
             max_model_len: context length: the input limit plus the largest generation budget.
             tokenizer_obj: the loaded tokenizer, whose EOS id joins the stop ids.
             dtype: weights dtype (default as ``from_pretrained``: bfloat16 on GPUs that support it, else
@@ -171,9 +177,12 @@ class VLLMEngine(Engine):
         if adapter is not None:
             lora = Path(os.fspath(adapter))
             kwargs["enable_lora"] = True
-            rank = _lora_rank(lora)
-            if rank is not None:
-                kwargs["max_lora_rank"] = rank
+            folders = [lora, *(Path(os.fspath(a)) for a in task_adapters)]
+            ranks = [r for r in map(_lora_rank, folders) if r is not None]
+            if ranks:
+                kwargs["max_lora_rank"] = max(ranks)
+            if len(folders) > 1:
+                kwargs["max_loras"] = len(folders)
         kwargs.update(llm_kwargs)
         eos = _stop_ids(_generation_eos_ids(model, local_files_only=local_files_only, hub=hub),
                         [getattr(tokenizer_obj, "eos_token_id", None)])
@@ -206,7 +215,8 @@ class VLLMEngine(Engine):
             raise ConfigError("cannot tell where the base model's weights are (base_path and base_model are unset)")
         if hf is not None and model.quantization is None and "dtype" not in llm_kwargs:
             llm_kwargs["dtype"] = next(hf.parameters()).dtype  # the dtype the HF model was loaded in
-        eng = cls.from_paths(base, adapter=adapter, max_model_len=llm_kwargs.pop("max_model_len", None)
+        tasks = [p for p in model.task_adapter_paths.values() if p.is_dir()] if adapter is not None else []
+        eng = cls.from_paths(base, adapter=adapter, task_adapters=tasks, max_model_len=llm_kwargs.pop("max_model_len", None)
                              or model._max_model_len(), tokenizer_obj=model.tokenizer,
                              quantization=model.quantization, **llm_kwargs)
         if hf is not None:  # the loaded model's generation config, as HFEngine reads it
@@ -257,7 +267,8 @@ class VLLMEngine(Engine):
         if self.lora_path is not None:
             from vllm.lora.request import LoRARequest
 
-            lora = LoRARequest("cancerllm", 1, self.lora_path)
+            lora_id = self._lora_ids.setdefault(self.lora_path, len(self._lora_ids) + 1)  # one id per folder
+            lora = LoRARequest("cancerllm" if lora_id == 1 else f"cancerllm-{lora_id}", lora_id, self.lora_path)
         outs = self.llm.generate(prompts, params, use_tqdm=progress, lora_request=lora)
         flat = [self._generation(o.outputs[0], settings.logprobs) for o in outs]
         res: list[list[Generation]] = []

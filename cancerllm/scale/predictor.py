@@ -188,7 +188,7 @@ class BatchExtractor(_BatchPredictor):
             rows["error"].append(error_reason(r.error))
             rows["needs_review"].append(None if r.error else r.needs_review)
             rows["model"].append(llm.base_model or self.model)
-            rows["adapter_sha256"].append(llm.adapter_sha256)
+            rows["adapter_sha256"].append(llm.adapter_sha256_for("phenotype"))
             rows["library_version"].append(_version())
             rows["input_sha256"].append(self._hash(text))
         return rows
@@ -232,7 +232,7 @@ class BatchDiagnoser(_BatchPredictor):
             rows["error"].append(error_reason(d.error))
             rows["needs_review"].append(None if d.error else d.needs_review)
             rows["model"].append(llm.base_model or self.model)
-            rows["adapter_sha256"].append(llm.adapter_sha256)
+            rows["adapter_sha256"].append(llm.adapter_sha256_for("diagnosis"))
             rows["library_version"].append(_version())
             rows["input_sha256"].append(self._hash(text))
         return rows

@@ -119,13 +119,16 @@ def _low(conf: float | None, threshold: float | None) -> bool:
     return threshold is not None and conf is not None and conf < threshold
 
 
-def provenance(model: Any, text: str, settings: dict[str, Any], *, created: str | None = None) -> Provenance:
-    """The audit trail of one result: model, adapter hash, library version, settings, time, input hash."""
+def provenance(model: Any, text: str, settings: dict[str, Any], *, created: str | None = None,
+               task: str | None = None) -> Provenance:
+    """The audit trail of one result: model, adapter hash (of the adapter ``task`` ran with), library version,
+    settings, time, input hash."""
     from .. import __version__
 
+    per_task = getattr(model, "adapter_sha256_for", None)
     return Provenance(
         model=getattr(model, "base_model", None),
-        adapter_sha256=getattr(model, "adapter_sha256", None),
+        adapter_sha256=per_task(task) if callable(per_task) else getattr(model, "adapter_sha256", None),
         library_version=__version__,
         settings=settings,
         created=created or datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._constants import DIAGNOSIS_MAX_NEW_TOKENS
+from .._task_adapters import task_scope
 from ..engine.base import GenerationSettings, PromptGroup
 from ..errors import InputError
 from ..schema import DIAGNOSIS_INSTRUCTION, ClinicalNote, Diagnosis, Example
@@ -172,7 +173,8 @@ class DiagnosisGenerator:
             shots = [row[0] for row in self.shots.select(contexts)]
         groups = [self._group(c, names[i], shots[i]) for i, c in enumerate(contexts)]
         settings = GenerationSettings(self.max_new_tokens, (), self.batch_size)
-        outs = self.model.engine.generate_groups(groups, settings, progress=progress)
+        with task_scope(self.model, "diagnosis"):
+            outs = self.model.engine.generate_groups(groups, settings, progress=progress)
         tok = self.model.tokenizer
         res = []
         for i, seqs in enumerate(outs):

@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._constants import PHENOTYPE_MAX_NEW_TOKENS
+from .._task_adapters import task_scope
 from ..engine.base import GenerationSettings, PromptGroup
 from ..errors import InputError
 from ..evidence import EvidenceIndex
@@ -311,7 +312,8 @@ class PhenotypeExtractor:
         names = [f"row {ids[i] if ids else i}" for i in range(len(texts))] if len(texts) > 1 else ["text"]
         groups, owners, where = self._build(texts, questions, names)
         settings = GenerationSettings(self.max_new_tokens, ("}",), batch_size or self.batch_size, logprobs=True)
-        outs = self.model.engine.generate(groups, settings, progress=progress)
+        with task_scope(self.model, "phenotype"):
+            outs = self.model.engine.generate(groups, settings, progress=progress)
         tok = self.model.tokenizer
         prefix = self.model.prompt_builder.answer_prefix
         per: list[dict[str, list[ChunkAnswer]]] = [{} for _ in texts]
@@ -323,7 +325,8 @@ class PhenotypeExtractor:
         run_settings = {**self._settings(), "min_confidence": threshold}
         results = []
         for i, text in enumerate(texts):
-            res = PhenotypeResult(id=ids[i] if ids else None, provenance=provenance(self.model, text, run_settings))
+            res = PhenotypeResult(id=ids[i] if ids else None, provenance=provenance(self.model, text, run_settings,
+                                                                                   task="phenotype"))
             index = EvidenceIndex(text)
             for q in questions:
                 chunks = sorted(per[i].get(q.name, []), key=lambda a: a.chunk)
