@@ -73,6 +73,7 @@ class TaskAdapters:
         self.merged = merged
         self.active = MAIN
         self._lock = threading.RLock()
+        self._depth = 0  # task blocks open on the thread holding the lock
         self._base: list[tuple[Any, Any, Any]] = []  # (layer, weight copy, bias copy or None)
         if merged:
             self._snapshot()
@@ -128,10 +129,19 @@ class TaskAdapters:
 
     @contextmanager
     def use(self, task: str) -> Iterator[None]:
-        """Run the block with ``task``'s adapter active, holding the lock (other tasks wait)."""
+        """Run the block with ``task``'s adapter active, holding the lock (other threads wait).  A block nested
+        in another one (a task run inside ``with llm.task_adapter(...)``) gives the outer block its adapter
+        back when it ends."""
         with self._lock:
+            outer = self.active if self._depth else None
             self.activate(self.adapter_name(task))
-            yield
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if outer is not None:
+                    self.activate(outer)
 
 
 def task_scope(model: Any, task: str) -> AbstractContextManager[Any]:

@@ -547,10 +547,16 @@ class CancerLLM:
             return
         with self._task_lock:
             engine = self.engine
-            if hasattr(engine, "lora_path"):  # vLLM: the adapter is chosen per request
-                folder = self.adapter_path_for(task)
-                engine.lora_path = os.fspath(folder) if folder is not None else None
-            yield
+            if not hasattr(engine, "lora_path"):
+                yield
+                return
+            outer = engine.lora_path  # vLLM: each request names its adapter
+            folder = self.adapter_path_for(task)
+            engine.lora_path = os.fspath(folder) if folder is not None else None
+            try:
+                yield
+            finally:
+                engine.lora_path = outer
 
     @property
     def has_adapter(self) -> bool:

@@ -183,3 +183,36 @@ def test_bad_task_adapters_are_refused(two_adapters, tiny_model_dir, tmp_path):
     # the main adapter itself: nothing to switch
     same = CancerLLM.from_pretrained(pheno, task_adapters={"diagnosis": pheno})
     assert same.task_adapter_paths == {} and same._switch is None
+
+
+@pytest.mark.parametrize("merge", [True, False])
+def test_the_prefix_cache_never_serves_another_adapters_keys(two_adapters, merge):
+    pheno, dx = two_adapters
+    both = CancerLLM.from_pretrained(pheno, task_adapters={"diagnosis": dx}, merge_adapter=merge)
+    from cancerllm.engine.base import GenerationSettings, PromptGroup
+
+    tok = both.tokenizer
+    report = tok(TEXT * 3)["input_ids"]  # one report, two questions: its KV is cached and shared
+    groups = [PromptGroup(report, [tok(" The stage is")["input_ids"], tok(" The grade is")["input_ids"]])]
+    settings = GenerationSettings(max_new_tokens=5)
+
+    def run(llm):
+        return [g.ids for g in llm.engine.generate(groups, settings)[0]]
+
+    alone = {t: run(CancerLLM.from_pretrained(p, merge_adapter=merge)) for t, p in (("phenotype", pheno),
+                                                                                    ("diagnosis", dx))}
+    assert alone["phenotype"] != alone["diagnosis"]
+    for task in ("phenotype", "diagnosis", "phenotype", "diagnosis"):  # same prompts, other weights each time
+        with both.task_adapter(task):
+            assert run(both) == alone[task]
+
+
+def test_a_nested_task_block_gives_the_outer_one_its_adapter_back(two_adapters):
+    pheno, dx = two_adapters
+    both = CancerLLM.from_pretrained(pheno, task_adapters={"diagnosis": dx})
+    expected = _logits(CancerLLM.from_pretrained(dx))
+    with both.task_adapter("diagnosis"):
+        both.phenotype_extractor(["grade"], max_new_tokens=3, progress=False).extract(TEXT)  # switches inside
+        ids = torch.tensor([both.tokenizer(TEXT)["input_ids"]])
+        with torch.no_grad():
+            assert torch.equal(both.model(ids).logits, expected)

@@ -610,8 +610,9 @@ class _PrefixKV:
 
 
 def _weights_mark(model: Any) -> tuple[Any, ...]:
-    """A cheap fingerprint of the weights (a strided sample of every parameter, summed), so that merging or
-    unmerging an adapter, loading other weights or training invalidates the prefix cache."""
+    """A cheap fingerprint of the weights (a strided sample of every parameter, summed, and the active PEFT
+    adapters), so that merging, unmerging or switching an adapter, loading other weights or training
+    invalidates the prefix cache."""
     import torch
 
     try:
@@ -621,7 +622,11 @@ def _weights_mark(model: Any) -> tuple[Any, ...]:
     except (RuntimeError, NotImplementedError):  # weights not readable here (offloaded to meta/disk)
         return (object(),)  # equal to nothing: the cache never serves such a model
     first = next(model.parameters())
-    return (id(model), str(first.dtype), str(first.device), tuple(sums))
+    try:  # unmerged PEFT adapters: switching the active one changes the outputs, not the parameters
+        active = tuple(getattr(model, "active_adapters", None) or ())
+    except (AttributeError, ValueError):  # pragma: no cover - not a PEFT model after all
+        active = ()
+    return (id(model), str(first.dtype), str(first.device), active, tuple(sums))
 
 
 class _Rows:
