@@ -622,9 +622,12 @@ def _weights_mark(model: Any) -> tuple[Any, ...]:
     except (RuntimeError, NotImplementedError):  # weights not readable here (offloaded to meta/disk)
         return (object(),)  # equal to nothing: the cache never serves such a model
     first = next(model.parameters())
-    try:  # unmerged PEFT adapters: switching the active one changes the outputs, not the parameters
-        active = tuple(getattr(model, "active_adapters", None) or ())
-    except (AttributeError, ValueError):  # pragma: no cover - not a PEFT model after all
+    # unmerged PEFT adapters: switching the active one changes the outputs, not the parameters.  A PeftModel
+    # has an active_adapters property; a transformers model a method that raises without adapters.
+    active: Any = getattr(model, "active_adapters", None)
+    try:
+        active = tuple((active() if callable(active) else active) or ())
+    except Exception:  # noqa: BLE001 - no adapter loaded (ValueError), peft missing (ImportError) ...
         active = ()
     return (id(model), str(first.dtype), str(first.device), active, tuple(sums))
 
