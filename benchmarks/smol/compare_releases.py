@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cancerllm.benchmark.icd import icd_match
 from cancerllm.benchmark.fields import FIELD_LABELS, MACRO_FIELDS, field_flags
+from cancerllm.benchmark.icd import icd_match
 from cancerllm.benchmark.tasks import build_tasks
 from cancerllm.data import read_tcga
 from cancerllm.metrics.bootstrap import percentile_interval, resample_indices
