@@ -44,5 +44,6 @@ print("floor pins:", ", ".join(f"{p.split('==')[0]} {version(p.split('==')[0])}"
 PY
 
 "$PY" -m pytest -q -m "not slow and not gpu" -p no:cacheprovider \
-  tests/test_engine.py tests/test_engine_shared_prefix.py tests/test_prompts.py tests/test_model.py tests/training
+  tests/test_engine.py tests/test_engine_shared_prefix.py tests/test_prompts.py tests/test_model.py tests/training \
+  tests/test_task_adapters.py
 echo "floor job done in $(( $(date +%s) - start )) s"

@@ -328,6 +328,25 @@ def _limit(meta: Mapping[str, Any]) -> str:
     return f" (limit {meta['limit']})" if meta.get("limit") else ""
 
 
+def _adapter_lines(systems: Mapping[str, Any]) -> list[str]:
+    """One line per model: the adapter each task ran with (folder name, first 12 hex of its weights hash)."""
+    lines, seen = [], set()
+    for name, entry in systems.items():
+        adapters = entry.get("adapters")
+        model = entry.get("model") or name
+        if not adapters or model in seen:
+            continue
+        seen.add(model)
+
+        def one(a: Mapping[str, Any]) -> str:
+            return f"`{a['adapter']}` ({a['sha256'][:12]})" if a.get("adapter") and a.get("sha256") else "none"
+
+        p, d = adapters.get("phenotype", {}), adapters.get("diagnosis", {})
+        what = (f"{one(p)} for every task" if p == d else f"phenotypes {one(p)}, diagnoses {one(d)}")
+        lines.append(f"- Adapters of {model}: {what}")
+    return lines
+
+
 def render_report(results: Mapping[str, Any], tabs: Mapping[str, str], images: list[str]) -> str:
     """The Markdown of ``report.md``."""
     m = results["meta"]
@@ -341,6 +360,7 @@ def render_report(results: Mapping[str, Any], tabs: Mapping[str, str], images: l
               f"(seed {m['seed']})"]
     if m.get("command"):
         lines.append(f"- Command: `{m['command']}`")
+    lines += _adapter_lines(results.get("systems", {}))
     lines.append("")
     for key, title, note in _SECTIONS:
         if key not in tabs:

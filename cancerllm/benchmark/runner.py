@@ -270,6 +270,17 @@ def _timed(fn: Callable[[], Any]) -> tuple[Any, float, PeakMemory]:
     return out, seconds, mem
 
 
+def _adapters(model: Any) -> dict[str, dict[str, Any]]:
+    """The adapter each task ran with: its folder's name (never the machine's path) and weights hash; None
+    without an adapter folder."""
+    out: dict[str, dict[str, Any]] = {}
+    for task in ("phenotype", "diagnosis"):
+        folder = model.adapter_path_for(task) if hasattr(model, "adapter_path_for") else None
+        sha = model.adapter_sha256_for(task) if hasattr(model, "adapter_sha256_for") else None
+        out[task] = {"adapter": folder.name if folder is not None else None, "sha256": sha}
+    return out
+
+
 def _device(model: Any) -> str:
     try:
         return str(next(model.model.parameters()).device)
@@ -413,6 +424,7 @@ def run_benchmark(
                 loaded[key] = (m, load_s)
             model, load_s = loaded[key]
             timing.update(load_s=round(load_s, 3), device=_device(model))
+            entry["adapters"] = _adapters(model)
             kw: dict[str, Any] = {}
             if sys_.retriever:
                 if sys_.retriever not in retriever_objs:

@@ -115,7 +115,8 @@ def test_benchmark_runs_every_system_and_writes_the_report(bench, tiny_model_dir
     model = res["systems"][name]
     assert model["diagnosis"] is not None and set(model["icd"]) == {"full", "category"}
     assert model["timing"]["prompts_per_s"] > 0
-    assert "diagnosis" not in res["systems"]["rules (regex)"]
+    assert model["adapters"] == {t: {"adapter": None, "sha256": None} for t in ("phenotype", "diagnosis")}
+    assert "diagnosis" not in res["systems"]["rules (regex)"] and "adapters" not in res["systems"]["rules (regex)"]
     # checking figures for model systems (details), none for the rules
     chk = model["checking"]
     assert chk["overall"]["n_answers"] == m["n_phenotype_cases"] == chk["overall"]["n_with_confidence"]
@@ -130,6 +131,7 @@ def test_benchmark_runs_every_system_and_writes_the_report(bench, tiny_model_dir
     # files
     assert json.loads((out / "results.json").read_text())["meta"]["patient_ids"] == m["patient_ids"]
     report = (out / "report.md").read_text()
+    assert f"- Adapters of {name}: none for every task" in report
     for heading in ("## Coverage", "## Phenotype extraction", "## Per field", "## Per question", "## Diagnosis generation",
                     "Table 5", "## Robustness: misspellings", "Table 6", "![per_field.png](plots/per_field.png)",
                     "## Checking the answers"):
@@ -188,3 +190,21 @@ def test_cli_benchmark_writes_the_report(tcga_file, tiny_model_dir, tmp_path):
     summary = json.loads(r.output.strip().splitlines()[-1])
     assert summary["reports"] == 2 and (out / "report.md").is_file()
     assert "- Command: `cancerllm " in (out / "report.md").read_text()
+
+
+def test_report_names_the_adapter_each_task_ran_with():
+    from cancerllm.benchmark.report import _adapter_lines
+
+    v3 = {"adapter": "cancerllm-smol-adapter", "sha256": "a" * 64}
+    v4 = {"adapter": "cancerllm-smol-v4-adapter", "sha256": "b" * 64}
+    systems = {"cancerllm-smol": {"model": "cancerllm-smol", "adapters": {"phenotype": v3, "diagnosis": v4}},
+               "cancerllm-smol + rules (hybrid)": {"model": "cancerllm-smol"},
+               "cancerllm-smol + random (k=1)": {"model": "cancerllm-smol",
+                                                 "adapters": {"phenotype": v3, "diagnosis": v4}},
+               "cancerllm-smol-v3": {"model": "cancerllm-smol-v3", "adapters": {"phenotype": v3, "diagnosis": v3}},
+               "rules (regex)": {"model": None}}
+    assert _adapter_lines(systems) == [
+        "- Adapters of cancerllm-smol: phenotypes `cancerllm-smol-adapter` (aaaaaaaaaaaa), diagnoses "
+        "`cancerllm-smol-v4-adapter` (bbbbbbbbbbbb)",
+        "- Adapters of cancerllm-smol-v3: `cancerllm-smol-adapter` (aaaaaaaaaaaa) for every task",
+    ]
