@@ -139,9 +139,10 @@ def _run_batch(kind: str, input_path: Path, output: Path, model: str, text_colum
     from .model import CancerLLM
 
     _quiet_loading(quiet or as_json)
-    llm = CancerLLM.from_pretrained(model, **(load or {}))
+    task = "phenotype" if kind == "extract" else "diagnosis"
+    llm = CancerLLM.from_pretrained(model, tasks=[task], **(load or {}))  # only the adapter this task runs with
     # what the results depend on: a resumed run with other settings must not add to the same file
-    run = {"task": kind, "model": model, "base_model": llm.base_model, "adapter_sha256": llm.adapter_sha256_for("phenotype" if kind == "extract" else "diagnosis"),
+    run = {"task": kind, "model": model, "base_model": llm.base_model, "adapter_sha256": llm.adapter_sha256_for(task),
            "load": {k: str(v) for k, v in (load or {}).items()}, **(settings or {}),
            "library_version": __version__}
     writer = ResultWriter(jsonl, resume=resume, overwrite=not resume, retry_errors=retry_errors, run=run)

@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,6 +184,8 @@ class CancerLLM:
         self.task_adapter_paths: dict[str, Path] = {t: Path(p) for t, p in (task_adapter_paths or {}).items()}
         self._engine: Engine | None = engine
         self._switch: TaskAdapters | None = None  # the HF backend's adapter switching (with task adapters)
+        #: the tasks this model was loaded for (``tasks=`` of :meth:`from_pretrained`); None: every task
+        self.tasks: tuple[str, ...] | None = None
         self._task_lock = threading.RLock()
 
     # ------------------------------------------------------------------------------------- loading
@@ -206,6 +208,7 @@ class CancerLLM:
         answer_prefix: str | None = None,
         merge_adapter: bool | None = None,
         task_adapters: Mapping[str, str | os.PathLike[str]] | None = None,
+        tasks: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> CancerLLM:
         """Load a model by local path or hub id, optionally with a PEFT LoRA adapter.
@@ -252,6 +255,9 @@ class CancerLLM:
                 A task adapter must share the main adapter's base, tokenizer and prompt settings.  Default: what
                 the name ships with or the saved config records; ``"cancerllm-smol"`` runs diagnoses with the
                 v4 adapter (``task_adapters={}`` runs every task with v3, as ``"cancerllm-smol-v3"`` does).
+            tasks: the tasks this model will run (default: all).  Only their adapters are loaded: a
+                single-task job on ``"cancerllm-smol"`` (``tasks=["diagnosis"]``) loads v4 alone, with no
+                second adapter and no copy of the base weights; another task then raises ``ConfigError``.
             **kwargs: passed to transformers' ``from_pretrained`` (``revision``, ``token``, ``cache_dir``,
                 ``attn_implementation`` ...); ``revision``, ``token`` and ``cache_dir`` also locate the
                 tokenizer and ``cancerllm_config.json``.  With ``backend="vllm"``, passed to ``vllm.LLM``.
@@ -279,6 +285,7 @@ class CancerLLM:
             src.task_adapter_dirs = {t: cls._adapter_folder(a, other_repo, local_files_only)
                                      for t, a in task_adapters.items()}
         cls._check_task_adapters(src)
+        wanted = cls._only_tasks(src, tasks)
         if local_files_only is None and Path(src.base).expanduser().exists():
             local_files_only = True
         style_default, prefix_default = src.style, src.answer_prefix
@@ -295,9 +302,11 @@ class CancerLLM:
             task_adapter_paths=src.task_adapter_dirs,
         )
         if backend == "vllm":
-            return cls._from_pretrained_vllm(src, common, prompt_style or style_default, dtype=dtype,
+            vllm_llm = cls._from_pretrained_vllm(src, common, prompt_style or style_default, dtype=dtype,
                                              device=device, device_map=device_map, local_files_only=local_files_only,
                                              trust_remote_code=trust_remote_code, llm_kwargs=src.base_kwargs(kwargs))
+            vllm_llm.tasks = wanted
+            return vllm_llm
         placement = ld.resolve_placement(device, device_map)
         torch_dtype = ld.resolve_dtype(dtype, placement, cpu_bf16=True)
         qcfg = ld.quantization_config(quantization, torch_dtype, device_type=placement.device_type)
@@ -318,7 +327,7 @@ class CancerLLM:
         model.eval()
         llm = cls(model, tokenizer, prompt_style=cls._style(prompt_style or style_default, tokenizer),
                   **common)  # type: ignore[arg-type]
-        llm._switch = switch
+        llm._switch, llm.tasks = switch, wanted
         return llm
 
     @classmethod
@@ -455,6 +464,25 @@ class CancerLLM:
             logger.warning("%s was written by a newer cancerllm (format %s); loading what is understood", file, version)
         return cfg
 
+    @staticmethod
+    def _only_tasks(src: _Source, tasks: Sequence[str] | None) -> tuple[str, ...] | None:
+        """Keep the task adapters of ``tasks`` only; when every task asked for runs with one task adapter, it
+        becomes the main adapter (no switching, no copy of the base)."""
+        if tasks is None:
+            return None
+        if isinstance(tasks, str):
+            tasks = [tasks]
+        wanted = tuple(dict.fromkeys(tasks))
+        if not wanted:
+            raise ConfigError(f"tasks= names no task; use None for all ({', '.join(TASKS)})")
+        check_tasks(dict.fromkeys(wanted))
+        src.task_adapter_dirs = {t: d for t, d in src.task_adapter_dirs.items() if t in wanted}
+        folders = {src.task_adapter_dirs.get(t) for t in wanted}
+        if len(folders) == 1 and None not in folders:
+            src.adapter_dir = folders.pop()
+            src.task_adapter_dirs = {}
+        return wanted
+
     @classmethod
     def _check_task_adapters(cls, src: _Source) -> None:
         """Task adapters need a main adapter and must be prompted and tokenized as it is; one that is the main
@@ -538,6 +566,9 @@ class CancerLLM:
         """
         if task not in TASKS:
             raise ConfigError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+        if self.tasks is not None and task not in self.tasks:
+            raise ConfigError(f"this model was loaded for {', '.join(self.tasks)} only (tasks=); load it again "
+                              f"without tasks= (or with {task!r} among them) to run {task}")
         if not self.task_adapter_paths:
             yield
             return

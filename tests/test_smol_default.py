@@ -77,6 +77,9 @@ def test_default_runs_diagnoses_with_its_v4_adapter(tiny_chat_model_dir, tmp_pat
     for name in ("cancerllm-smol-v3", "cancerllm-smol-v4"):
         assert CancerLLM.from_pretrained(name).task_adapter_paths == {}
     assert CancerLLM.from_pretrained("cancerllm-smol", task_adapters={}).task_adapter_paths == {}
+    # a diagnosis-only job (the CLI's diagnose, BatchDiagnoser) loads v4 alone
+    dx_only = CancerLLM.from_pretrained("cancerllm-smol", tasks=["diagnosis"])
+    assert dx_only.adapter_path == folders["v4"] and dx_only.task_adapter_paths == {}
     # another main adapter given: the packaged routing does not apply to it
     assert CancerLLM.from_pretrained("cancerllm-smol", adapter=folders["v4"]).task_adapter_paths == {}
 

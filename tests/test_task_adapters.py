@@ -216,3 +216,48 @@ def test_a_nested_task_block_gives_the_outer_one_its_adapter_back(two_adapters):
         ids = torch.tensor([both.tokenizer(TEXT)["input_ids"]])
         with torch.no_grad():
             assert torch.equal(both.model(ids).logits, expected)
+
+
+def test_tasks_loads_only_the_adapters_those_tasks_run_with(two_adapters):
+    pheno, dx = two_adapters
+    routed = {"diagnosis": dx}
+    only_dx = CancerLLM.from_pretrained(pheno, task_adapters=routed, tasks=["diagnosis"])
+    assert only_dx.adapter_path == dx and only_dx.task_adapter_paths == {} and only_dx._switch is None
+    assert only_dx.adapter_sha256_for("diagnosis") == CancerLLM.from_pretrained(dx).adapter_sha256
+    assert only_dx.tasks == ("diagnosis",) and "phenotype" not in repr(only_dx.tasks)
+    assert only_dx.diagnosis_generator(max_new_tokens=6, progress=False).generate(TEXT).raw == _answers(
+        CancerLLM.from_pretrained(dx))[1]
+    with pytest.raises(ConfigError, match="loaded for diagnosis only"):
+        only_dx.phenotype_extractor(["grade"], progress=False).extract(TEXT)
+    only_p = CancerLLM.from_pretrained(pheno, task_adapters=routed, tasks="phenotype")
+    assert only_p.adapter_path == pheno and only_p.task_adapter_paths == {} and only_p._switch is None
+    both = CancerLLM.from_pretrained(pheno, task_adapters=routed, tasks=["phenotype", "diagnosis"])
+    assert both._switch is not None and both.task_adapter_paths == routed
+    with pytest.raises(ConfigError, match="names no task"):
+        CancerLLM.from_pretrained(pheno, tasks=[])
+    with pytest.raises(ConfigError, match="unknown task"):
+        CancerLLM.from_pretrained(pheno, tasks=["summary"])
+
+
+def test_cli_jobs_load_and_record_the_adapter_of_their_task(two_adapters, tmp_path):
+    from typer.testing import CliRunner
+
+    from cancerllm.cli import app
+
+    pheno, dx = two_adapters
+    saved = CancerLLM.from_pretrained(pheno, task_adapters={"diagnosis": dx}).save_pretrained(tmp_path / "routed")
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "r1.txt").write_text(TEXT)
+    hashes = {"extract": CancerLLM.from_pretrained(pheno).adapter_sha256,
+              "diagnose": CancerLLM.from_pretrained(dx).adapter_sha256}
+    expected_dx = CancerLLM.from_pretrained(dx).diagnosis_generator(max_new_tokens=8, progress=False).generate(TEXT)
+    for cmd, sha in hashes.items():
+        out = tmp_path / f"{cmd}.jsonl"
+        args = [cmd, str(src), "-o", str(out), "--model", str(saved), "-q"]
+        res = CliRunner().invoke(app, args + (["-p", "grade"] if cmd == "extract" else ["--max-new-tokens", "8"]))
+        assert res.exit_code == 0, res.output
+        assert json.loads(out.with_name(out.name + ".run.json").read_text())["adapter_sha256"] == sha
+    from cancerllm.jobs import read_results
+
+    assert read_results(tmp_path / "diagnose.jsonl")["r1"]["result"]["diagnosis"] == expected_dx.text

@@ -72,8 +72,11 @@ class _BatchPredictor:
         self.load_kwargs = dict(load_kwargs or {})
 
     # -- the model, once per process ---------------------------------------------------------------------
+    #: the task this predictor runs: only its adapter is loaded (``tasks=`` of ``from_pretrained``)
+    TASK = "phenotype"
+
     def _key(self) -> tuple[Any, ...]:
-        return (self.model, self.adapter, self.dtype, self.device, self.quantization, self.backend,
+        return (self.model, self.adapter, self.dtype, self.device, self.quantization, self.backend, self.TASK,
                 tuple(sorted((k, repr(v)) for k, v in self.load_kwargs.items())))
 
     def llm(self) -> Any:
@@ -85,9 +88,9 @@ class _BatchPredictor:
 
                 opts = {"adapter": self.adapter, "dtype": self.dtype, "device": self.device,
                         "quantization": self.quantization}
+                kwargs = {"tasks": [self.TASK], **self.load_kwargs}
                 _MODELS[key] = CancerLLM.from_pretrained(
-                    self.model, backend=self.backend, **{k: v for k, v in opts.items() if v is not None},
-                    **self.load_kwargs)
+                    self.model, backend=self.backend, **{k: v for k, v in opts.items() if v is not None}, **kwargs)
             return _MODELS[key]
 
     def __getstate__(self) -> dict[str, Any]:  # settings only: the model is loaded where the object runs
@@ -200,6 +203,8 @@ class BatchDiagnoser(_BatchPredictor):
     :attr:`~cancerllm.schema.Diagnosis.code_consistent` False), ``model``, ``adapter_sha256``,
     ``library_version``, ``input_sha256``.  ``max_new_tokens``: the generation budget (the task's default
     when None); other arguments as :class:`BatchExtractor`."""
+
+    TASK = "diagnosis"
 
     def __init__(self, model: str = "cancerllm-smol", *, max_new_tokens: int | None = None, **kwargs: Any) -> None:
         super().__init__(model, **kwargs)
