@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 
-__all__ = ["file_sha256"]
+__all__ = ["file_sha256", "files_sha256"]
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """The hex SHA-256 of a file, read in 1 MiB blocks."""
+    return files_sha256([path])
+
+
+def files_sha256(paths: Iterable[str | os.PathLike[str]]) -> str:
+    """One hex SHA-256 over the bytes of several files, in the order given (1 MiB blocks)."""
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
+    for path in paths:
+        with open(path, "rb") as fh:
+            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                h.update(block)
     return h.hexdigest()

@@ -16,13 +16,13 @@ bfloat16, on the CPU; a switch about 0.15 s on 2 cores); quantized or unmerged m
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+from ._hashing import files_sha256
 from .errors import ConfigError
 
 __all__ = ["MAIN", "TASKS", "TaskAdapters", "folder_sha256", "task_scope"]
@@ -38,14 +38,7 @@ def folder_sha256(folder: Path | None) -> str | None:
     if folder is None or not folder.is_dir():
         return None
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in (".safetensors", ".bin"))
-    if not files:
-        return None
-    h = hashlib.sha256()
-    for f in files:
-        with open(f, "rb") as fh:
-            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
+    return files_sha256(files) if files else None
 
 
 def check_tasks(task_adapters: Mapping[str, Any]) -> None:

@@ -546,7 +546,7 @@ class CancerLLM:
 
     def adapter_path_for(self, task: str | None) -> Path | None:
         """The adapter folder ``task`` runs with: its task adapter, else the main adapter's folder."""
-        return self.task_adapter_paths.get(task, self.adapter_path) if task is not None else self.adapter_path
+        return self.task_adapter_paths.get(task, self.adapter_path)  # type: ignore[arg-type]
 
     def adapter_sha256_for(self, task: str | None) -> str | None:
         """SHA-256 of the weights ``task`` runs with (see :attr:`adapter_sha256`)."""
