@@ -18,7 +18,6 @@ generated texts are identical.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import subprocess
@@ -54,10 +53,6 @@ def child(args: argparse.Namespace) -> int:
     return 0
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256((path / "adapter_model.safetensors").read_bytes()).hexdigest()
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--before", default="cf1985c", help="the commit of the 'before' side (default cf1985c)")
@@ -73,6 +68,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.child:
         return child(args)
+    from cancerllm._task_adapters import folder_sha256  # the hash provenance records for an adapter
     out: dict = {"dtype": args.dtype, "reports": args.reports, "batch_size": args.batch_size,
                  "max_new_tokens": args.max_new_tokens, "before_commit": args.before}
     with tempfile.TemporaryDirectory() as tmp:
@@ -80,7 +76,7 @@ def main() -> int:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), args.before],
                        check=True, capture_output=True)
         try:
-            if sha256(tree / ADAPTER["before"]) != sha256(ROOT / ADAPTER["after"]):
+            if folder_sha256(tree / ADAPTER["before"]) != folder_sha256(ROOT / ADAPTER["after"]):
                 raise SystemExit("the two sides' adapters differ: pick a --before whose default is v2")
             sides = {}
             for side, code in (("before", tree), ("after", ROOT)):

@@ -1,9 +1,11 @@
 """Where the engine's time goes, module by module, on the phenotype benchmark run of ``bench_generation.py``.
 
-Wall-clock time is summed per part over one run, using forward hooks and wrappers that read
-``time.perf_counter``. torch's profiler with ``record_shapes`` slowed single ops 5-30x on this machine, so it
-was not used. The parts: attention modules (their q/k/v/o projections, rotary encoding, and the attention
-function itself: the shared-prefix split and merge, or the model's own), MLPs, the RMS norms and the LM head.
+Wall-clock time is summed per part over one run, by wrapping each part's ``forward`` (or function) with a
+``time.perf_counter`` timer. torch's profiler with ``record_shapes`` slowed single ops 5-30x on this machine,
+so it was not used. The parts: attention modules as a whole, and within them the q/k/v/o projections, rotary
+encoding and the shared-prefix attention function (split and merge, and within it the fused kernel calls;
+attention without shared-prefix state goes to the model's own implementation and is not in this row), then
+MLPs, RMS norms and the LM head. Nested parts are also counted in their parent, so the shares do not add up to 100%.
 ``--max-new-tokens 1`` times the prefill alone.
 
     python benchmarks/bench_prefill_parts.py --dtype bfloat16 --max-new-tokens 1
@@ -48,6 +50,10 @@ def main() -> int:
         return wrapper
 
     sp._attention = timed("attention function (shared-prefix split + merge)", sp._attention)
+    flash = sp._cpu_flash()
+    if flash is not None:  # the fused kernel calls inside it; the rest of the function is glue
+        kernel = timed("fused CPU attention kernel calls", flash)
+        sp._cpu_flash = lambda: kernel
     base = llm.model.get_base_model() if hasattr(llm.model, "get_base_model") else llm.model
     rotary = sys.modules[type(base.model.layers[0].self_attn).__module__]
     if hasattr(rotary, "apply_rotary_pos_emb"):
