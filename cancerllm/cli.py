@@ -537,6 +537,8 @@ def benchmark(
     limit: int | None = typer.Option(None, min=1, help="score this many reports (a deterministic subset)"),
     split: str = typer.Option("validation", help="validation (default), train or all"),
     rules: bool = typer.Option(True, "--rules/--no-rules", help="include the rule-based baseline"),
+    staging: bool = typer.Option(True, "--staging/--no-staging",
+                                 help="also score each model with the stage group derived from its T, N, M"),
     diagnosis: bool = typer.Option(True, "--diagnosis/--no-diagnosis", help="also generate diagnoses"),
     misspelling: str = typer.Option("0.02,0.04,0.06,0.08",
                                     help="misspelling rates at inference, comma-separated; 'none' to skip"),
@@ -565,7 +567,8 @@ def benchmark(
             models = [CancerLLM.from_pretrained(m, **load) for m in model]
             for name, llm in zip(model, models):
                 llm.display_name = name
-        res = run_benchmark(data, models=models, retrievers=retriever, k=k, rules=rules, split=split,  # type: ignore[arg-type]
+        res = run_benchmark(data, models=models, retrievers=retriever, k=k, rules=rules, staging=staging,
+                            split=split,  # type: ignore[arg-type]
                             limit=limit, diagnosis=diagnosis,
                             misspelling_rates=_rates(misspelling, "--misspelling"), ci=ci, seed=seed,
                             batch_size=batch_size, out_dir=out, command=_command_line(), progress=not quiet)

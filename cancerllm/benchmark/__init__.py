@@ -15,6 +15,7 @@ from .icd import IcdMapper, icd_match
 from .normalize import NORMALIZERS, SET_PHENOTYPES, answers_match, normalize, tnm_components
 from .rules import RuleBasedExtractor
 from .split import patient_split, split_records
+from .staging import StagedExtractor, StageGrouper
 from .tasks import BenchmarkTasks, build_tasks, select_records
 
 _LAZY = {
@@ -43,6 +44,8 @@ __all__ = [
     "NORMALIZERS",
     "RuleBasedExtractor",
     "SET_PHENOTYPES",
+    "StageGrouper",
+    "StagedExtractor",
     "answers_match",
     "build_tasks",
     "icd_match",

@@ -288,6 +288,15 @@ def _device(model: Any) -> str:
         return "cpu"
 
 
+def _training_side(all_records: Sequence[Any], records: Sequence[Any], split: str) -> list[Any]:
+    """The reports learned from (the fills, the staging table): the training side of the split; with
+    ``split="train"``/``"all"``, the reports not scored."""
+    if split == "validation":
+        return select_records(all_records, split="train")
+    scored = {x.patient_id for x in records}
+    return [r for r in select_records(all_records, split="all") if r.patient_id not in scored]
+
+
 def run_benchmark(
     data: str | os.PathLike[str] | Sequence[Any],
     *,
@@ -295,6 +304,7 @@ def run_benchmark(
     retrievers: Sequence[str] = (),
     k: int = 2,
     rules: bool = True,
+    staging: bool = True,
     split: Split = "validation",
     limit: int | None = None,
     phenotypes: Iterable[str] | None = None,
@@ -322,6 +332,9 @@ def run_benchmark(
             (the fill is learned from the training side; with ``split="train"``/``"all"``, from the reports
             not scored); and each model without retrieval as a hybrid with the rules
             (:mod:`cancerllm.benchmark.hybrid`: the rules answer the fields where they are near-certain).
+        staging: add each model without retrieval (and its hybrid) with the stage group derived from its own
+            T, N, M answers (:mod:`cancerllm.benchmark.staging`, the table learned from the same reports as
+            the fills), each a system of its own (``"<model> + staging table"``).
         split: ``"validation"`` (default; the part CancerLLM-Smol never saw), ``"train"`` or ``"all"``.
         limit: score only this many reports, a deterministic subset (:func:`select_records`).
         phenotypes: restrict the phenotype questions (all eight by default).
@@ -391,6 +404,7 @@ def run_benchmark(
     fill_records: list[Any] | None = None
     rules_preds: list[PhenotypeResult] | None = None
     rules_s = 0.0
+    grouper: Any = None
     for sys_ in systems:
         logger.info("benchmark: %s", sys_.name)
         entry: dict[str, Any] = {"kind": sys_.kind, "retriever": sys_.retriever, "k": sys_.k,
@@ -402,9 +416,7 @@ def run_benchmark(
                 from .baselines import FilledExtractor, MostFrequentFill
 
                 if fill_records is None:
-                    fill_records = (select_records(all_records, split="train") if split == "validation"
-                                    else [r for r in select_records(all_records, split="all")
-                                          if r.patient_id not in {x.patient_id for x in records}])
+                    fill_records = _training_side(all_records, records, split)
                 fill = MostFrequentFill.from_records(fill_records, by_cancer_type=sys_.kind == "rules+fill-type")
                 filled = FilledExtractor(extractor, fill)
                 types = [r.cancer_type for r in records]
@@ -462,21 +474,39 @@ def run_benchmark(
                 entry["icd_generated"] = dg["icd_generated"]
                 entry["icd_generated_by_check"] = dg["icd_generated_by_check"]
         results["systems"][sys_.name] = entry
-        if rules and sys_.kind == "model" and not sys_.retriever:
-            # the hybrid: the rules answer the fields where they are near-certain (a system of its own)
-            from .hybrid import RULE_FIELDS, combine
+        if (rules or staging) and sys_.kind == "model" and not sys_.retriever:
+            # systems of their own around the model's answers: the hybrid (the rules answer the fields where
+            # they are near-certain) and the stage group derived from T, N, M (learned from the training side)
+            derived: list[tuple[str, str, list[PhenotypeResult], float, dict[str, Any]]] = []
+            hyb: list[PhenotypeResult] | None = None
+            if rules:
+                from .hybrid import RULE_FIELDS, combine
 
-            if rules_preds is None:
-                rules_preds, rules_s, _ = _timed(lambda: RuleBasedExtractor().extract_many(texts))
-            hyb = [combine(m, r) for m, r in zip(preds, rules_preds)]
-            hs = score_phenotypes(tasks, hyb, ci=ci, seed=seed)
-            results["systems"][f"{sys_.name} + rules (hybrid)"] = {
-                "kind": "hybrid", "retriever": None, "k": 0, "model": entry["model"], "rule_fields": list(RULE_FIELDS),
-                "phenotype": hs["evaluation"], "phenotype_accuracy": hs["accuracy"], "fields": hs["fields"],
-                "phenotype_cases": hs["cases"], "checking": None,
-                "timing": {"phenotype_s": round(timing["phenotype_s"] + rules_s, 3), "device": timing.get("device"),
-                           "peak_rss_mb": timing.get("peak_rss_mb")},
-            }
+                if rules_preds is None:
+                    rules_preds, rules_s, _ = _timed(lambda: RuleBasedExtractor().extract_many(texts))
+                hyb = [combine(m, r) for m, r in zip(preds, rules_preds)]
+                derived.append((f"{sys_.name} + rules (hybrid)", "hybrid", hyb, rules_s,
+                                {"rule_fields": list(RULE_FIELDS)}))
+            if staging:
+                from .staging import StageGrouper
+
+                if grouper is None:
+                    if fill_records is None:
+                        fill_records = _training_side(all_records, records, split)
+                    grouper = StageGrouper.from_records(fill_records)
+                for name, kind, base, extra_s, info in [(sys_.name, "model", preds, 0.0, {}), *derived]:
+                    staged, st_s, _ = _timed(lambda b=base, g=grouper: [g.apply(p, text=t) for p, t in zip(b, texts)])
+                    derived.append((f"{name} + staging table", f"{kind}+staging", staged, extra_s + st_s,
+                                    {**info, "staging_reports": grouper.n_records}))
+            for name, kind, dpreds, extra_s, info in derived:
+                hs = score_phenotypes(tasks, dpreds, ci=ci, seed=seed)
+                results["systems"][name] = {
+                    "kind": kind, "retriever": None, "k": 0, "model": entry["model"], **info,
+                    "phenotype": hs["evaluation"], "phenotype_accuracy": hs["accuracy"], "fields": hs["fields"],
+                    "phenotype_cases": hs["cases"], "checking": None,
+                    "timing": {"phenotype_s": round(timing["phenotype_s"] + extra_s, 3),
+                               "device": timing.get("device"), "peak_rss_mb": timing.get("peak_rss_mb")},
+                }
 
         if sys_.kind == "model" and not sys_.retriever and misspelling_rates:
             curve = []

@@ -103,8 +103,9 @@ def bench(tcga_file, tiny_model_dir, tmp_path_factory):
 def test_benchmark_runs_every_system_and_writes_the_report(bench, tiny_model_dir):
     res, out = bench
     name = str(tiny_model_dir)
-    assert list(res["systems"]) == [name, f"{name} + rules (hybrid)", f"{name} + random (k=1)", "rules (regex)",
-                                    "rules + most frequent", "rules + most frequent per cancer type"]
+    assert list(res["systems"]) == [name, f"{name} + rules (hybrid)", f"{name} + staging table",
+                                    f"{name} + rules (hybrid) + staging table", f"{name} + random (k=1)",
+                                    "rules (regex)", "rules + most frequent", "rules + most frequent per cancer type"]
     m = res["meta"]
     assert m["n_reports"] == 4 and m["split"] == "validation" and len(m["patient_ids"]) == 4
     assert m["n_retrieval_corpus_reports"] > 0
@@ -190,6 +191,35 @@ def test_cli_benchmark_writes_the_report(tcga_file, tiny_model_dir, tmp_path):
     summary = json.loads(r.output.strip().splitlines()[-1])
     assert summary["reports"] == 2 and (out / "report.md").is_file()
     assert "- Command: `cancerllm " in (out / "report.md").read_text()
+
+
+def test_the_staging_systems_are_the_models_answers_with_the_derived_group(bench, tiny_model_dir, tcga_file):
+    from cancerllm.benchmark import select_records
+    from cancerllm.benchmark.runner import _training_side
+    from cancerllm.benchmark.staging import StageGrouper
+    from cancerllm.data import read_tcga
+    from cancerllm.schema import PhenotypeResult
+
+    res, _ = bench
+    name = str(tiny_model_dir)
+    records = read_tcga(tcga_file)
+    scored = [r for r in records if r.patient_id in set(res["meta"]["patient_ids"])]
+    grouper = StageGrouper.from_records(_training_side(records, scored, "validation"))
+    assert res["systems"][f"{name} + staging table"]["staging_reports"] == grouper.n_records > 0
+    assert res["systems"][f"{name} + staging table"]["kind"] == "model+staging"
+    assert res["systems"][f"{name} + rules (hybrid) + staging table"]["kind"] == "hybrid+staging"
+    texts = {r.patient_id: r.text for r in select_records(records, split="validation", limit=4)}
+    for base, staged in ((name, f"{name} + staging table"),
+                         (f"{name} + rules (hybrid)", f"{name} + rules (hybrid) + staging table")):
+        cases = {(c["patient_id"], c["phenotype"]): c["prediction"] for c in res["systems"][base]["phenotype_cases"]}
+        for c in res["systems"][staged]["phenotype_cases"]:
+            before = cases[(c["patient_id"], c["phenotype"])]
+            if c["phenotype"] != "stage":
+                assert c["prediction"] == before
+                continue
+            hist = cases.get((c["patient_id"], "histological_type"))
+            want = grouper.apply(PhenotypeResult(stage=before, histological_type=hist), text=texts[c["patient_id"]])
+            assert c["prediction"] == want.stage
 
 
 def test_report_names_the_adapter_each_task_ran_with():
