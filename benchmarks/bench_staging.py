@@ -61,7 +61,7 @@ def rescore(grouper: StageGrouper, results: dict, system: str, val: list) -> dic
     for c in results["systems"][system]["phenotype_cases"]:
         by_report.setdefault(c["patient_id"], {})[c["phenotype"]] = c["prediction"]
     pid = [r.patient_id for r in val]
-    preds = [PhenotypeResult(**{k: v for k, v in by_report.get(p, {}).items()}) for p in pid]
+    preds = [PhenotypeResult(**by_report.get(p, {})) for p in pid]
     staged = [grouper.apply(p, text=r.text) for p, r in zip(preds, val)]
     rows: dict[str, dict[str, list]] = {f: {"before": [], "after": [], "report": []} for f in FIELDS}
     for c in tasks.phenotype_cases:

@@ -478,7 +478,6 @@ def run_benchmark(
             # systems of their own around the model's answers: the hybrid (the rules answer the fields where
             # they are near-certain) and the stage group derived from T, N, M (learned from the training side)
             derived: list[tuple[str, str, list[PhenotypeResult], float, dict[str, Any]]] = []
-            hyb: list[PhenotypeResult] | None = None
             if rules:
                 from .hybrid import RULE_FIELDS, combine
 
