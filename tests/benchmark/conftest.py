@@ -23,10 +23,13 @@ def make_records(n: int, seed: int = 0) -> list[dict]:
         t, g = rng.choice(["T1", "T2", "T3"]), rng.choice(["G1", "G2", "G3"])
         stage = rng.choice(["Stage I", "Stage IIA", "Stage III"])
         er = rng.choice(["Positive", "Negative"]) if ctype == "BRCA" else None
-        text = (f"{side} {site.lower()}, resection: {hist.lower()}, grade {g[1]}, p{t} N0 M0, {stage}. "
+        # every fourth report writes T and N but neither M nor the stage group (its registry M is missing)
+        m = "M0" if i % 4 else None
+        written = f" M0, {stage}" if m else ""
+        text = (f"{side} {site.lower()}, resection: {hist.lower()}, grade {g[1]}, p{t} N0{written}. "
                 f"{'ER ' + er.lower() + '.' if er else ''}")
         out.append({"patient_id": f"TCGA-SY-{i:04d}", "cancer_type": ctype, "text": text,
-                    "labels": {"stage": stage, "pT": t, "pN": "N0", "pM": "M0", "histology": hist, "site": site,
+                    "labels": {"stage": stage, "pT": t, "pN": "N0", "pM": m, "histology": hist, "site": site,
                                "laterality": side, "grade": g, "ER": er, "PR": None, "HER2": None,
                                "tumor_size": None, "icd_10": icd, "icd_o_3_histology": "8500/3",
                                "icd_o_3_site": icd}})

@@ -70,7 +70,7 @@ def test_tasks_score_recorded_values_and_not_relevant_receptors():
             assert by[(pid, "receptor_status")].gold == [f"er {lab['ER'].lower()}"]
         else:  # receptors do not apply outside breast: scored as "Not relevant"
             assert by[(pid, "receptors")].gold is None and by[(pid, "receptor_status")].gold is None
-        assert by[(pid, "stage")].labels == {"stage": lab["stage"], "pT": lab["pT"], "pN": "N0", "pM": "M0"}
+        assert by[(pid, "stage")].labels == {"stage": lab["stage"], "pT": lab["pT"], "pN": "N0", "pM": lab["pM"]}
     cov = tasks.coverage()
     assert cov["tumor_size"]["n"] == 0 and cov["laterality"]["coverage"] == 1.0
     n_brca = sum(r["cancer_type"] == "BRCA" for r in recs)
