@@ -23,7 +23,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 V1 = ROOT / "cancerllm" / "_resources" / "cancerllm-smol-v1-adapter"
 WARM_START = {"v2": V1, "v3": ROOT / "cancerllm" / "_resources" / "cancerllm-smol-v2-adapter",
-              "v4": ROOT / "cancerllm" / "_resources" / "cancerllm-smol-v3-adapter"}
+              # v3 ships as the default's adapter
+              "v4": ROOT / "cancerllm" / "_resources" / "cancerllm-smol-adapter",
+              "v5": ROOT / "cancerllm" / "_resources" / "cancerllm-smol-adapter"}
 RUN = ROOT / "benchmarks" / "out" / "smol-v2"
 OUT = ROOT / "benchmarks" / "results" / "smol-v2-learning-curve"
 VERSION = "v2"
@@ -47,6 +49,15 @@ def checkpoint_adapter(step_dir: Path, dest: Path, r: int, alpha: int, dropout: 
         if (WARM_START[VERSION] / name).is_file():
             shutil.copy2(WARM_START[VERSION] / name, dest / name)
     return dest
+
+
+def saved_steps(run: Path) -> list[int]:
+    """The steps of a run's checkpoints and of its final adapter, in order."""
+    steps = {int(d.name.split("-")[1]) for d in (run / "checkpoints").glob("step-*")}
+    results = run / "train_results.json"
+    if results.is_file():
+        steps.add(int(json.loads(results.read_text())["steps"]))
+    return sorted(steps)
 
 
 def model_at(step: int, work: Path) -> Path:
@@ -77,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--version", choices=sorted(WARM_START), default="v3")
     ap.add_argument("--steps", type=int, nargs="+", default=None,
-                    help="checkpoints to score (default: v2 0 150 300 450; v3 0 100 175 250; v4 0 80 160 240)")
+                    help="checkpoints to score (default: v2 0 150 300 450; v3 0 100 175 250; v4 0 80 160 240; "
+                         "otherwise 0 and every saved checkpoint)")
     ap.add_argument("--limit", type=int, default=50)
     ap.add_argument("--diagnosis", action="store_true", help="also score diagnoses (slower)")
     ap.add_argument("--data", default=str(DATA))
@@ -87,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     RUN = ROOT / "benchmarks" / "out" / f"smol-{VERSION}"
     OUT = ROOT / "benchmarks" / "results" / f"smol-{VERSION}-learning-curve"
     if args.steps is None:
-        args.steps = {"v2": [0, 150, 300, 450], "v3": [0, 100, 175, 250], "v4": [0, 80, 160, 240]}[VERSION]
+        args.steps = {"v2": [0, 150, 300, 450], "v3": [0, 100, 175, 250], "v4": [0, 80, 160, 240]}.get(VERSION)
+        if args.steps is None:  # every saved checkpoint and the final adapter
+            args.steps = [0, *saved_steps(RUN / "sft")]
     sys.path.insert(0, str(ROOT))
     from cancerllm.benchmark import run_benchmark
 

@@ -36,10 +36,10 @@ OUT = ROOT / "benchmarks" / "out" / "smol"
 PACKAGE_ADAPTER = ROOT / "cancerllm" / "_resources" / "cancerllm-smol-adapter"
 V1_ADAPTER = ROOT / "cancerllm" / "_resources" / "cancerllm-smol-v1-adapter"
 V2_ADAPTER = ROOT / "cancerllm" / "_resources" / "cancerllm-smol-v2-adapter"
-V3_ADAPTER = ROOT / "cancerllm" / "_resources" / "cancerllm-smol-v3-adapter"
-DIAGNOSIS_SHARE = {"v1": 0.4, "v2": 0.4, "v3": 1.0, "v4": 1.0}
+V3_ADAPTER = ROOT / "cancerllm" / "_resources" / "cancerllm-smol-adapter"  # v3 ships as the default's adapter
+DIAGNOSIS_SHARE = {"v1": 0.4, "v2": 0.4, "v3": 1.0, "v4": 1.0, "v5": 1.0}
 MAX_RANK = 32  # the shipped adapter stays <= 20 MB: a deeper stack is cut back to rank 32 by SVD
-CONFIGS = {"v2": "sft_v2.yaml", "v3": "sft_v3.yaml", "v4": "sft_v4.yaml"}
+CONFIGS = {"v2": "sft_v2.yaml", "v3": "sft_v3.yaml", "v4": "sft_v4.yaml", "v5": "sft_v5.yaml"}
 
 
 def build_data(data_file: Path, *, version: str = "v2") -> dict[str, int]:
@@ -71,10 +71,12 @@ def build_data(data_file: Path, *, version: str = "v2") -> dict[str, int]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "tcga" / "tcga_reports_dev.jsonl"))
-    ap.add_argument("--version", choices=["v1", "v2", "v3", "v4"], default="v3",
+    ap.add_argument("--version", choices=["v1", "v2", "v3", "v4", "v5"], default="v3",
                     help="which recipe (default v3)")
     ap.add_argument("--install", action="store_true", help="copy the stacked adapter into the package")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--config", default=None,
+                    help="instruction-tuning YAML instead of the version's own (same data paths; e.g. a smoke run)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     import os
@@ -97,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         first, first_name = Path(pt_cfg.output_dir), "pretrain"
         sft_cfg = TrainingConfig.from_yaml(HERE / "sft.yaml")
     else:
-        first, first_name = {"v2": (V1_ADAPTER, "v1"), "v3": (V2_ADAPTER, "v2"), "v4": (V3_ADAPTER, "v3")}[args.version]
-        sft_cfg = TrainingConfig.from_yaml(HERE / CONFIGS[args.version])
+        first, first_name = {"v2": (V1_ADAPTER, "v1"), "v3": (V2_ADAPTER, "v2"), "v4": (V3_ADAPTER, "v3"),
+                             "v5": (V3_ADAPTER, "v3")}[args.version]
+        sft_cfg = TrainingConfig.from_yaml(args.config or HERE / CONFIGS[args.version])
     if not (Path(sft_cfg.output_dir) / "train_results.json").is_file():
         instruction_tune(sft_cfg)
     stacked = stack_adapters([first, sft_cfg.output_dir], OUT / "cancerllm-smol-adapter",
