@@ -6,7 +6,7 @@
 #   bash benchmarks/gpu/device_job.sh score  (optional call 3 on the still-warm machine: the full validation
 #                                             benchmark of v5; otherwise run it on the CPU here, about 20 minutes)
 # SMOKE=1 runs the same steps on a CPU with PY (default .venv/bin/python) and a tiny budget: two training
-# steps, two validation reports; the wheels (CPython 3.12) are not installed then.
+# steps (SMOKE_STEPS), two validation reports; the wheels (CPython 3.12) are not installed then.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 STAGE=${1:?usage: device_job.sh hold|run}
@@ -74,10 +74,10 @@ FULL_LIMIT=()
 if [ "$SMOKE" = 1 ]; then
   LIMIT=2
   FULL_LIMIT=(--limit 2)
-  "$PY" - <<'EOF'
-import yaml
+  "$PY" - "${SMOKE_STEPS:-2}" <<'EOF'
+import sys, yaml
 cfg = yaml.safe_load(open("benchmarks/smol/sft_v5.yaml"))
-cfg["training"].update(max_steps=2, batch_size=1)
+cfg["training"].update(max_steps=int(sys.argv[1]), batch_size=1)
 cfg["checkpoint"]["save_every"] = 1
 yaml.safe_dump(cfg, open(".gpu-data/sft_v5_smoke.yaml", "w"))
 EOF
@@ -85,19 +85,38 @@ EOF
 fi
 
 if [ "$STAGE" = score ]; then
-  log "full validation benchmark"
-  "$PY" -m cancerllm.cli benchmark --data "$DATA" --model benchmarks/out/smol-v5/cancerllm-smol-adapter \
+  SHIP=$(cat benchmarks/out/smol-v5/shipped)  # written by the run stage
+  log "full validation benchmark of $SHIP"
+  "$PY" -m cancerllm.cli benchmark --data "$DATA" --model "$SHIP" \
       --misspelling none "${FULL_LIMIT[@]}" --out benchmarks/results/cancerllm-smol-v5-validation --quiet 2>&1 | tail -n 20
   tar czf "$OUT/v5-validation.tar.gz" benchmarks/results/cancerllm-smol-v5-validation
   log "done: $(ls "$OUT")"
   exit 0
 fi
 
-log "training v5"
-"$PY" benchmarks/smol/train_smol.py --version v5 --data "$DATA" "${CONFIG[@]}" 2>&1 | tee "$OUT/train.log" | grep -v -E "^\s*$" | tail -n 40
-tar czf "$OUT/v5-adapter.tar.gz" -C benchmarks/out/smol-v5 cancerllm-smol-adapter sft/train_results.json sft/training_config.yaml
-split -b 15m -d "$OUT/v5-adapter.tar.gz" "$OUT/v5-adapter.tar.gz.part-" && rm "$OUT/v5-adapter.tar.gz"
+# the call has 10 minutes at most: training stops after TRAIN_BUDGET_S (the trainer checkpoints every 200
+# steps, so a cut run leaves its checkpoints; the learning curve then scores them and the newest is shipped)
+TRAIN_BUDGET_S=${TRAIN_BUDGET_S:-400}
+log "training v5 (at most $TRAIN_BUDGET_S s)"
+set +e
+timeout "$TRAIN_BUDGET_S" "$PY" benchmarks/smol/train_smol.py --version v5 --data "$DATA" "${CONFIG[@]}" > "$OUT/train.log" 2>&1
+TRAIN_RC=$?
+set -e
+grep -E "instruction tuning on|step [0-9]+/|stacked adapter|Error|error" "$OUT/train.log" | tail -n 25 || true
+log "training exit status $TRAIN_RC (124: cut at the budget)"
+RUN=benchmarks/out/smol-v5
 log "learning curve on $LIMIT validation reports"
-"$PY" benchmarks/smol/learning_curve.py --version v5 --limit "$LIMIT" --data "$DATA" 2>&1 | tail -n 30
+"$PY" benchmarks/smol/learning_curve.py --version v5 --limit "$LIMIT" --data "$DATA" 2>&1 | tail -n 30 || true
+if [ -f "$RUN/cancerllm-smol-adapter/adapter_model.safetensors" ]; then
+  SHIP=$RUN/cancerllm-smol-adapter
+else  # the run was cut: the newest checkpoint, stacked onto v3 by the learning curve
+  SHIP=$(ls -d "$RUN"/curve/stacked-* 2>/dev/null | sort -t- -k2 -n | tail -n 1 || true)
+fi
+if [ -n "${SHIP:-}" ]; then
+  log "shipping $SHIP"
+  echo "$SHIP" > "$RUN/shipped"
+  tar czf "$OUT/v5-adapter.tar.gz" -C "$(dirname "$SHIP")" "$(basename "$SHIP")"
+  split -b 15m -d "$OUT/v5-adapter.tar.gz" "$OUT/v5-adapter.tar.gz.part-" && rm "$OUT/v5-adapter.tar.gz"
+fi
 tar czf "$OUT/v5-curve.tar.gz" benchmarks/results/smol-v5-learning-curve
 log "done: $(ls "$OUT")"

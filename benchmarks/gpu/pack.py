@@ -146,13 +146,27 @@ def stash() -> None:
 
 
 def unstash() -> None:
+    """Put the stashed folders back. A folder that exists again (a smoke run unpacked the warm start, results
+    were extracted first) is merged: stashed files fill it in, and a file present in both must be identical."""
     for d in STASHED:
         src, dst = STASH / d, ROOT / d
-        if src.exists():
-            if dst.exists():
-                raise SystemExit(f"{dst} exists: remove it or move it aside first")
+        if not src.exists():
+            continue
+        if not dst.exists():
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(src), str(dst))
+            continue
+        for f in sorted(p for p in src.rglob("*") if p.is_file()):
+            target = dst / f.relative_to(src)
+            if target.exists():
+                if sha256(target) != sha256(f):
+                    raise SystemExit(f"{target} differs from the stashed {f}: move one of them aside first")
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(f), str(target))
+        shutil.rmtree(src)
+    if STASH.exists() and not any(p.is_file() for p in STASH.rglob("*")):
+        shutil.rmtree(STASH)
     status = subprocess.run(["git", "status", "--porcelain", "--", *STASHED], cwd=ROOT, capture_output=True,
                             text=True, check=True).stdout
     print("restored" + ("; git status of those folders: clean" if not status.strip() else f"; changed:\n{status}"))

@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"step {step}: already scored", flush=True)
             continue
         t0 = time.perf_counter()
-        res = run_benchmark(args.data, models=[str(model_at(step, work))], rules=False, limit=args.limit,
+        res = run_benchmark(args.data, models=[str(model_at(step, work))], rules=False, staging=False, limit=args.limit,
                             diagnosis=args.diagnosis, misspelling_rates=(), ci=True)
         (sys_,) = res["systems"].values()
         entry = {**key, "seconds": round(time.perf_counter() - t0, 1),
