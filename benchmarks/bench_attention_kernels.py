@@ -97,6 +97,41 @@ def end_to_end(args: argparse.Namespace) -> dict:
     return result
 
 
+def compiled_attention(scores_in_float32: bool):
+    """A matmul + log-sum-exp softmax that inductor fuses (``torch.compile(dynamic=True)``), for the variants'
+    table: the scores either come out of the matmul in the inputs' dtype (bf16: rounded before the softmax)
+    or are computed in float32."""
+    import torch
+
+    def lift(t):
+        return t.float() if scores_in_float32 else t
+
+    def masked(q, k, v, bias):
+        s = torch.matmul(lift(q), lift(k).transpose(-1, -2)).float() * 0.125 + bias.float()
+        lse = torch.logsumexp(s, -1, keepdim=True)
+        return torch.matmul(torch.exp(s - lse).to(v.dtype), v).float()
+
+    def causal(q, k, v):
+        rows, heads, length, dim = q.shape
+        kv = k.shape[1]
+        per = heads // kv
+        s = torch.matmul(lift(q).reshape(rows, kv, per * length, dim), lift(k).transpose(-1, -2)).float() * 0.125
+        s = s.view(rows, kv, per, length, length)
+        i = torch.arange(length)
+        s = s.masked_fill(i[None, :] > i[:, None], float("-inf"))
+        lse = torch.logsumexp(s, -1, keepdim=True)
+        p = torch.exp(s - lse).view(rows, kv, per * length, length)
+        return torch.matmul(p.to(v.dtype), v).view(rows, kv, per, length, dim).reshape(rows, heads, length, dim).float()
+
+    masked_c, causal_c = torch.compile(masked, dynamic=True), torch.compile(causal, dynamic=True)
+
+    def run(q, k, v, b):
+        with torch.inference_mode():
+            return causal_c(q, k, v) if b is None else masked_c(q, k, v, b)
+
+    return run
+
+
 def flops(q: tuple, k: tuple, mask: tuple | None) -> float:
     rows, heads, queries, dim = q
     f = 4.0 * rows * heads * queries * k[2] * dim
@@ -112,6 +147,8 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--compiled", action="store_true",
+                    help="also torch.compile a matmul + softmax (scores in the run's dtype, and in float32)")
     ap.add_argument("--end-to-end", type=int, default=0, metavar="N",
                     help="also time the whole job N times with the attention as it is and in float32")
     args = ap.parse_args()
@@ -169,6 +206,10 @@ def main() -> int:
         f"fused {args.dtype}, causal flag off": lambda q, k, v, b: fused(q, k, v, b, causal=False),
         f"matmul + softmax ({args.dtype} matmuls)": fallback,
     }
+    if args.compiled:
+        for label, scores32 in ((f"compiled matmul + softmax (scores in {args.dtype})", False),
+                                ("compiled matmul + softmax (scores in float32)", True)):
+            variants[label] = compiled_attention(scores32)
 
     total_flops = sum(flops(*key) * n for key, n in counts.items())
     out: dict = {"dtype": args.dtype, "threads": torch.get_num_threads(), "calls": len(calls),
@@ -179,8 +220,8 @@ def main() -> int:
     print("\n| variant | s (whole run) | causal chunks s | masked parts s | GFLOP/s | max abs diff vs fp32 |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, fn in variants.items():
-        for t in list(tensors.values())[:8]:
-            fn(*t)  # warm-up
+        for t in tensors.values():  # every shape once: compiled variants compile here, not in the timing
+            fn(*t)
         spent = collections.Counter()
         diff = 0.0
         for key, n in counts.items():

@@ -301,3 +301,23 @@ def test_trimmed_runs_and_causal_chunks_are_used(engines, monkeypatch):
     groups = _groups(seed=3, n=9, header=HEADER)
     assert shared.generate_groups(groups, settings) == copied.generate_groups(groups, settings)
     assert seen["causal"] and seen["narrow"]
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_compiled_attention_parts_match_float32(causal):
+    """engine.compile_attention: the inductor-compiled bf16 parts give the float32 softmax (output and
+    log-sum-exp) within bf16 rounding."""
+    g = torch.Generator().manual_seed(0)
+    if causal:
+        q, k, v, bias = torch.randn(2, 6, 9, 16, generator=g), torch.randn(2, 2, 9, 16, generator=g), \
+            torch.randn(2, 2, 9, 16, generator=g), None
+    else:
+        q, k, v = (torch.randn(3, 2, 7, 16, generator=g), torch.randn(3, 2, 11, 16, generator=g),
+                   torch.randn(3, 2, 11, 16, generator=g))
+        bias = torch.zeros(3, 1, 7, 11)
+        bias[..., :4] = float("-inf")
+    ref_o, ref_l = _shared_prefix._softmax_part(q, k, v, bias, 0.25)
+    got = _shared_prefix._compiled_part(q.bfloat16(), k.bfloat16(), v.bfloat16(),
+                                        None if bias is None else bias.bfloat16(), 0.25)
+    assert got is not None, _shared_prefix._COMPILE_FAILED
+    assert torch.allclose(got[0], ref_o, atol=0.05) and torch.allclose(got[1], ref_l, atol=0.05)

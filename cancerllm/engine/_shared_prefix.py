@@ -31,12 +31,15 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import logging
 import sys
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ._cache import growable_classes
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["ATTENTION_NAME", "PrefixLevel", "SharedPrefixState", "build_shared_cache", "install",
            "shared_prefix_attention", "supports_shared_prefix"]
@@ -208,6 +211,8 @@ class SharedPrefixState:
         self._unpadded_key: tuple[int, int] | None = None
         self._unpadded = False
         self._version = 0
+        #: compute the softmax parts with the torch.compile'd kernels (``HFEngine.compile_attention``)
+        self.compiled = False
 
     def append_token(self) -> None:
         """Mark one more (generated) suffix position valid for every row."""
@@ -347,12 +352,68 @@ def _runs(lengths: Sequence[int], width: int) -> list[tuple[int, int, int]]:
     return out[::-1]
 
 
+def _compiled_masked(q: Any, k: Any, v: Any, bias: Any, scale: float) -> tuple[Any, Any]:
+    import torch
+
+    s = torch.matmul(q, k.transpose(-1, -2)).float() * scale + bias.float()
+    lse = torch.logsumexp(s, -1, keepdim=True)
+    return torch.matmul(torch.exp(s - lse).to(v.dtype), v).float(), lse
+
+
+def _compiled_causal(q: Any, k: Any, v: Any, scale: float) -> tuple[Any, Any]:
+    import torch
+
+    rows, heads, length, dim = q.shape
+    kv_heads = k.shape[1]
+    per_kv = heads // kv_heads
+    # the grouped heads of a kv head as one matmul (no key/value copies), then the causal mask per position
+    s = torch.matmul(q.reshape(rows, kv_heads, per_kv * length, dim), k.transpose(-1, -2)).float() * scale
+    s = s.view(rows, kv_heads, per_kv, length, length)
+    i = torch.arange(length, device=q.device)
+    s = s.masked_fill(i[None, :] > i[:, None], float("-inf"))
+    lse = torch.logsumexp(s, -1, keepdim=True)
+    p = torch.exp(s - lse).view(rows, kv_heads, per_kv * length, length)
+    out = torch.matmul(p.to(v.dtype), v).view(rows, kv_heads, per_kv, length, dim).reshape(rows, heads, length, dim)
+    return out.float(), lse.reshape(rows, heads, length, 1)
+
+
+_COMPILE_FAILED: list[str] = []
+
+
+@functools.cache
+def _compiled_kernels() -> tuple[Any, Any]:
+    import torch
+
+    return (torch.compile(_compiled_masked, dynamic=True), torch.compile(_compiled_causal, dynamic=True))
+
+
+def _compiled_part(q: Any, k: Any, v: Any, bias: Any, scale: float) -> tuple[Any, Any] | None:
+    """The softmax part through inductor-compiled matmul + log-sum-exp softmax kernels, or None (then the caller
+    uses the fused kernel) where compiling failed once in this process (no C++ compiler, say)."""
+    if _COMPILE_FAILED:
+        return None
+    masked, causal = _compiled_kernels()
+    try:
+        return causal(q, k, v, scale) if bias is None else masked(q, k, v, bias, scale)
+    except Exception as exc:  # noqa: BLE001 - inductor raises many kinds; fall back for the whole process
+        _COMPILE_FAILED.append(f"{type(exc).__name__}: {exc}")
+        logger.warning("compile_attention: torch.compile failed (%s); using the fused attention kernel",
+                       _COMPILE_FAILED[0].splitlines()[0][:200])
+        return None
+
+
 def _softmax_part(q: Any, k: Any, v: Any, bias: Any, scale: float) -> tuple[Any, Any]:
     """Attention of ``q`` over ``k``/``v`` with an additive ``bias`` (None: ``q`` is ``[rows, heads, L, dim]``
     over ``L`` keys of ``[rows, kv_heads, L, dim]``, causal and unpadded): (output, log-sum-exp), both
     float32.  No query row may be fully masked."""
     import torch
 
+    state = _ACTIVE.get()
+    if (state is not None and state.compiled and q.device.type == "cpu"
+            and q.dtype in (torch.bfloat16, torch.float16) and q.dtype == k.dtype):
+        done = _compiled_part(q, k, v, bias, scale)
+        if done is not None:
+            return done
     if q.device.type == "cpu" and q.dtype == k.dtype and (flash := _cpu_flash()) is not None:
         if bias is None:  # the fused kernel skips the blocks above the diagonal
             per_kv = q.shape[1] // k.shape[1]

@@ -72,6 +72,12 @@ class HFEngine(Engine):
         self._prefix_kv: _PrefixKV | None = None
         #: groups of one prompt each (diagnosis) decode with continuous batching: rows join as others finish
         self.continuous = True
+        #: on a CPU in bfloat16/float16, compute the shared-prefix attention with torch.compile'd kernels
+        #: (docs/engine.md: about 1.2-1.3x on the bf16 phenotype job of a 2-core AVX512-BF16 CPU, after 30-50 s
+        #: of compiling on first use; needs a C++ compiler, else it falls back with a warning); default from
+        #: the environment variable CANCERLLM_COMPILE_ATTENTION=1
+        self.compile_attention = os.environ.get("CANCERLLM_COMPILE_ATTENTION", "").strip().lower() in (
+            "1", "true", "yes", "on")
         self._base = base
 
     # ------------------------------------------------------------------------------------------ utils
@@ -403,6 +409,7 @@ class HFEngine(Engine):
             layer.adopt(k, v, ls)  # decoding writes on after the suffixes, in the same buffers
         del own_k, own_v
         st = SharedPrefixState(cache, _prefix_levels(levels, row_group), suf_valid, ls + settings.max_new_tokens + 1)
+        st.compiled = self.compile_attention
         last = {"pos": torch.tensor([prefix_len[g] + len(s) - 1 for g, s in zip(row_group, suffixes)], device=dev)}
 
         def compact(idx: Any) -> None:
@@ -512,6 +519,7 @@ class HFEngine(Engine):
                 cache = build_shared_cache([(k, v) for k, v, _, _ in levels], 0)
                 state = SharedPrefixState(cache, _prefix_levels(levels, [row_group[r] for r in rows]),
                                           chunk_valid, width + 1)
+                state.compiled = self.compile_attention
                 with shared_prefix_attention(self._base, state):
                     out, _ = self._forward(chunk_ids, None, chunk_pos[:, w_max - width:], cache)
             else:
