@@ -98,36 +98,20 @@ def end_to_end(args: argparse.Namespace) -> dict:
 
 
 def compiled_attention(scores_in_float32: bool):
-    """A matmul + log-sum-exp softmax that inductor fuses (``torch.compile(dynamic=True)``), for the variants'
-    table: the scores either come out of the matmul in the inputs' dtype (bf16: rounded before the softmax)
-    or are computed in float32."""
+    """The engine's torch.compile'd parts (``engine.compile_attention``: scores out of the matmul in the
+    inputs' dtype, so bf16 rounds them before the softmax), or the same kernels fed float32 queries and keys
+    (scores computed in float32)."""
     import torch
 
-    def lift(t):
-        return t.float() if scores_in_float32 else t
+    import cancerllm.engine._shared_prefix as sp
 
-    def masked(q, k, v, bias):
-        s = torch.matmul(lift(q), lift(k).transpose(-1, -2)).float() * 0.125 + bias.float()
-        lse = torch.logsumexp(s, -1, keepdim=True)
-        return torch.matmul(torch.exp(s - lse).to(v.dtype), v).float()
-
-    def causal(q, k, v):
-        rows, heads, length, dim = q.shape
-        kv = k.shape[1]
-        per = heads // kv
-        s = torch.matmul(lift(q).reshape(rows, kv, per * length, dim), lift(k).transpose(-1, -2)).float() * 0.125
-        s = s.view(rows, kv, per, length, length)
-        i = torch.arange(length)
-        s = s.masked_fill(i[None, :] > i[:, None], float("-inf"))
-        lse = torch.logsumexp(s, -1, keepdim=True)
-        p = torch.exp(s - lse).view(rows, kv, per * length, length)
-        return torch.matmul(p.to(v.dtype), v).view(rows, kv, per, length, dim).reshape(rows, heads, length, dim).float()
-
-    masked_c, causal_c = torch.compile(masked, dynamic=True), torch.compile(causal, dynamic=True)
+    masked, causal = sp._compiled_kernels()
 
     def run(q, k, v, b):
+        if scores_in_float32:
+            q, k = q.float(), k.float()
         with torch.inference_mode():
-            return causal_c(q, k, v) if b is None else masked_c(q, k, v, b)
+            return (causal(q, k, v, 0.125) if b is None else masked(q, k, v, b, 0.125))[0]
 
     return run
 
@@ -148,7 +132,7 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--compiled", action="store_true",
-                    help="also torch.compile a matmul + softmax (scores in the run's dtype, and in float32)")
+                    help="also the engine's torch.compile'd parts (scores in the run's dtype, and in float32)")
     ap.add_argument("--end-to-end", type=int, default=0, metavar="N",
                     help="also time the whole job N times with the attention as it is and in float32")
     args = ap.parse_args()

@@ -321,3 +321,19 @@ def test_compiled_attention_parts_match_float32(causal):
                                         None if bias is None else bias.bfloat16(), 0.25)
     assert got is not None, _shared_prefix._COMPILE_FAILED
     assert torch.allclose(got[0], ref_o, atol=0.05) and torch.allclose(got[1], ref_l, atol=0.05)
+
+
+def test_compile_attention_flag_routes_bf16_parts_only_when_set(tmp_path, monkeypatch):
+    """HFEngine.compile_attention reaches the softmax parts; a failed compile (None) falls back to the
+    fused kernel, with the outputs of a run without the flag."""
+    llm = CancerLLM.from_pretrained(save_tiny_model(tmp_path / "m", arch="mistral"), dtype="bfloat16")
+    engine = HFEngine(llm.model, llm.tokenizer)
+    calls = []
+    monkeypatch.setattr(_shared_prefix, "_compiled_part", lambda *a: calls.append(1))
+    settings = GenerationSettings(max_new_tokens=4, batch_size=16)
+    groups = _groups(header=HEADER)
+    plain = engine.generate_groups(groups, settings)
+    assert not calls
+    engine.compile_attention = True
+    assert engine.generate_groups(groups, settings) == plain
+    assert calls
