@@ -391,6 +391,32 @@ def test_cpu_bf16_detection_reads_the_cpu_flags():
     assert not ld.cpu_supports_bf16("")
 
 
+def test_cpu_fp16_detection_reads_the_cpu_flags():
+    assert ld.cpu_supports_fp16("flags : fpu avx512f avx512_fp16 avx512_bf16")
+    assert ld.cpu_supports_fp16("flags : amx_fp16 amx_tile")
+    assert ld.cpu_supports_fp16("Features\t: fp asimd asimdhp")  # Arm half-precision arithmetic
+    assert not ld.cpu_supports_fp16("flags : fpu avx2 f16c avx512f")  # f16c converts, it does not compute
+    assert not ld.cpu_supports_fp16("")
+
+
+@pytest.mark.parametrize("name,probe", [("bfloat16", "cpu_supports_bf16"), ("float16", "cpu_supports_fp16")])
+def test_explicit_half_precision_on_a_cpu_without_it_warns(monkeypatch, name, probe):
+    cpu = ld.resolve_placement("cpu")
+    monkeypatch.setattr(ld, probe, lambda cpuinfo=None: False)
+    with pytest.warns(PerformanceWarning, match=f"{name} was asked for on a CPU without native"):
+        assert ld.resolve_dtype(name, cpu) is getattr(torch, name)  # warned, still given as asked
+    with pytest.warns(PerformanceWarning, match="emulates"):
+        ld.resolve_dtype(getattr(torch, name), cpu)
+    monkeypatch.setattr(ld, probe, lambda cpuinfo=None: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PerformanceWarning)
+        assert ld.resolve_dtype(name, cpu) is getattr(torch, name)  # native: no warning
+        monkeypatch.setattr(ld, probe, lambda cpuinfo=None: False)
+        assert ld.resolve_dtype(name, "cuda") is getattr(torch, name)  # a GPU: not the CPU's business
+        assert ld.resolve_dtype("float32", cpu) is torch.float32
+        assert ld.resolve_dtype("auto", cpu, cpu_bf16=True) is torch.float32  # auto never picks emulation
+
+
 def test_auto_dtype_on_a_bf16_cpu_is_bfloat16_for_inference_only(monkeypatch):
     cpu = ld.resolve_placement("cpu")
     monkeypatch.delenv("CANCERLLM_CPU_BF16", raising=False)
