@@ -417,6 +417,20 @@ def test_explicit_half_precision_on_a_cpu_without_it_warns(monkeypatch, name, pr
         assert ld.resolve_dtype("auto", cpu, cpu_bf16=True) is torch.float32  # auto never picks emulation
 
 
+def test_training_half_precision_on_a_cpu_without_it_warns(monkeypatch):
+    from cancerllm.training.modeling import resolve_precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(ld, "cpu_supports_bf16", lambda cpuinfo=None: False)
+    with pytest.warns(PerformanceWarning, match="bfloat16 was asked for"):
+        assert resolve_precision("bf16") == "bf16"
+    monkeypatch.setattr(ld, "cpu_supports_bf16", lambda cpuinfo=None: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PerformanceWarning)
+        assert resolve_precision("bf16") == "bf16" and resolve_precision("no") == "no"
+        assert resolve_precision("auto") == "no"
+
+
 def test_auto_dtype_on_a_bf16_cpu_is_bfloat16_for_inference_only(monkeypatch):
     cpu = ld.resolve_placement("cpu")
     monkeypatch.delenv("CANCERLLM_CPU_BF16", raising=False)

@@ -50,10 +50,13 @@ def resolve_dtype(name: str, device: Any = None) -> Any:
 
 def resolve_precision(name: str) -> str:
     """Accelerate's ``mixed_precision``: ``"auto"`` is ``"bf16"`` on a GPU that computes in bfloat16
-    natively, ``"fp16"`` on older GPUs, ``"no"`` on the CPU."""
+    natively, ``"fp16"`` on older GPUs, ``"no"`` on the CPU.  ``"bf16"`` / ``"fp16"`` asked for on a CPU
+    without native instructions for it give a :class:`~cancerllm.errors.PerformanceWarning`."""
     import torch
 
     if name != "auto":
+        if name in ("bf16", "fp16") and not torch.cuda.is_available():
+            ld._warn_emulated_half(torch.bfloat16 if name == "bf16" else torch.float16)
         return name
     if torch.cuda.is_available():
         return "bf16" if ld.cuda_supports_bf16() else "fp16"
