@@ -23,6 +23,7 @@ _EXTRAS: dict[str, tuple[str, str]] = {
     "vllm": ("vllm", "vllm"),
     "adapters": ("specter2", "adapters"),
     "matplotlib": ("benchmark", "matplotlib"),
+    "sklearn": ("benchmark", "scikit-learn"),
     "pyarrow": ("parquet", "pyarrow"),
     "pyspark": ("spark", "pyspark"),
     "ray": ("ray", "ray[data]"),
@@ -40,7 +41,8 @@ def require(module: str, *, feature: str | None = None) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        extra, package = _EXTRAS.get(module, (None, module))
+        top = module.split(".")[0]
+        extra, package = _EXTRAS.get(module) or _EXTRAS.get(top) or (None, top)
         what = f" for {feature}" if feature else ""
         hint = f'pip install "cancerllm[{extra}]"' if extra else f"pip install {package}"
         raise MissingDependencyError(f"{package} is required{what} but is not installed; run: {hint}") from exc

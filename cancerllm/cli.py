@@ -539,6 +539,9 @@ def benchmark(
     rules: bool = typer.Option(True, "--rules/--no-rules", help="include the rule-based baseline"),
     staging: bool = typer.Option(True, "--staging/--no-staging",
                                  help="also score each model with the stage group derived from its T, N, M"),
+    classifier: bool = typer.Option(True, "--classifier/--no-classifier",
+                                    help="include the TF-IDF + linear SVM classifier and each model's hybrid "
+                                         "with it (needs scikit-learn)"),
     diagnosis: bool = typer.Option(True, "--diagnosis/--no-diagnosis", help="also generate diagnoses"),
     misspelling: str = typer.Option("0.02,0.04,0.06,0.08",
                                     help="misspelling rates at inference, comma-separated; 'none' to skip"),
@@ -568,7 +571,7 @@ def benchmark(
             for name, llm in zip(model, models):
                 llm.display_name = name
         res = run_benchmark(data, models=models, retrievers=retriever, k=k, rules=rules, staging=staging,
-                            split=split,  # type: ignore[arg-type]
+                            classifier=classifier, split=split,  # type: ignore[arg-type]
                             limit=limit, diagnosis=diagnosis,
                             misspelling_rates=_rates(misspelling, "--misspelling"), ci=ci, seed=seed,
                             batch_size=batch_size, out_dir=out, command=_command_line(), progress=not quiet)

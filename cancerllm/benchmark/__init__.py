@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .baselines import FilledExtractor, MostFrequentFill
+from .classifier import ClassifierHybrid, TextClassifier
 from .hybrid import HybridExtractor
 from .icd import IcdMapper, icd_match
 from .normalize import NORMALIZERS, SET_PHENOTYPES, answers_match, normalize, tnm_components
@@ -37,6 +38,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "BenchmarkTasks",
+    "ClassifierHybrid",
     "FilledExtractor",
     "HybridExtractor",
     "IcdMapper",
@@ -46,6 +48,7 @@ __all__ = [
     "SET_PHENOTYPES",
     "StageGrouper",
     "StagedExtractor",
+    "TextClassifier",
     "answers_match",
     "build_tasks",
     "icd_match",

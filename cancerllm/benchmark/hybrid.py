@@ -16,14 +16,14 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..prompts import format_answer
 from ..schema import Phenotype, PhenotypeResult
 from .fields import predicted_stage, receptor_statuses
 
-__all__ = ["RULE_FIELDS", "HybridExtractor", "combine"]
+__all__ = ["RULE_FIELDS", "HybridExtractor", "combine", "merge_receptor_status", "replace_answer"]
 
 #: Fields the rules answer in the hybrid (training-side rules precision >= 90%).
 RULE_FIELDS: tuple[str, ...] = ("pt", "pn", "er_status", "pr_status", "grade", "laterality")
@@ -31,10 +31,28 @@ _LETTERS = (("T", "pt"), ("N", "pn"), ("M", "pm"))
 _RECEPTORS = (("er", "er_status"), ("pr", "pr_status"), ("her2", "her2_status"))
 
 
-def _put(out: PhenotypeResult, name: str, items: list[str], taken: Sequence[str]) -> None:
+def replace_answer(out: PhenotypeResult, name: str, items: list[str], taken: Sequence[str],
+                   source: str = "rules") -> None:
+    """Set ``out``'s answer to ``name`` to ``items``, of which ``taken`` came from ``source``: ``raw`` ends
+    with ``"(<source>: <taken>)"`` and the model's ``details`` (no longer its answer) are dropped."""
     out.set(name, items or None)
-    out.raw[name] = f"{format_answer(items or None)} (rules: {', '.join(taken)})"
+    out.raw[name] = f"{format_answer(items or None)} ({source}: {', '.join(taken)})"
     out.details.pop(name, None)  # the model's evidence and confidence no longer describe this answer
+
+
+def merge_receptor_status(model_items: Sequence[str] | None, chosen: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """The receptor-status items with ``chosen`` statuses (``{"er": "negative"}``) in place of the model's:
+    ``(items, taken)``, ER, PR, HER2 in order, a receptor not chosen keeping the model's statuses."""
+    mine = receptor_statuses(model_items)
+    items, taken = [], []
+    for short, _ in _RECEPTORS:
+        if short in chosen:
+            item = f"{short} {chosen[short]}"
+            taken.append(item)
+            items.append(item)
+        else:
+            items += [f"{short} {s}" for s in sorted(mine.get(short, ()))]
+    return items, taken
 
 
 def combine(model: PhenotypeResult, rules: PhenotypeResult, fields: Iterable[str] = RULE_FIELDS) -> PhenotypeResult:
@@ -51,7 +69,7 @@ def combine(model: PhenotypeResult, rules: PhenotypeResult, fields: Iterable[str
     out = model.model_copy(deep=True)
     for ph in (p.value for p in Phenotype):
         if ph in wanted and rules.get(ph):
-            _put(out, ph, list(rules.get(ph) or []), list(rules.get(ph) or []))
+            replace_answer(out, ph, list(rules.get(ph) or []), list(rules.get(ph) or []))
     st = Phenotype.STAGE.value
     r_stage, m_stage = predicted_stage(rules.get(st)), predicted_stage(model.get(st))
     taken = []
@@ -68,20 +86,15 @@ def combine(model: PhenotypeResult, rules: PhenotypeResult, fields: Iterable[str
     if group:
         parts.append(group)
     if taken:
-        _put(out, st, parts, taken)
+        replace_answer(out, st, parts, taken)
     rs = Phenotype.RECEPTOR_STATUS.value
     if model.get(rs):
-        r_rec, m_rec = receptor_statuses(rules.get(rs)), receptor_statuses(model.get(rs))
-        taken, items = [], []
-        for short, key in _RECEPTORS:
-            if key in wanted and len(r_rec.get(short, ())) == 1:
-                item = f"{short} {next(iter(r_rec[short]))}"
-                taken.append(item)
-                items.append(item)
-            else:
-                items += [f"{short} {s}" for s in sorted(m_rec.get(short, ()))]
+        r_rec = receptor_statuses(rules.get(rs))
+        items, taken = merge_receptor_status(model.get(rs), {
+            short: next(iter(r_rec[short])) for short, key in _RECEPTORS
+            if key in wanted and len(r_rec.get(short, ())) == 1})
         if taken:
-            _put(out, rs, items, taken)
+            replace_answer(out, rs, items, taken)
     return out
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from .._hashing import file_sha256
 from ..errors import InputError
-from ..schema import PhenotypeResult
+from ..schema import Phenotype, PhenotypeResult
 from ..tasks._common import TruncationWarning
 from .normalize import answers_match, normalize
 from .tasks import BenchmarkTasks, Split, build_tasks, select_records
@@ -44,7 +44,8 @@ DIAGNOSIS_MAX_NEW_TOKENS = 128
 class System:
     """One row of the tables: a model (name, path or loaded :class:`~cancerllm.CancerLLM`), optionally with a
     retriever and ``k`` retrieved examples, or the rule-based baseline (``kind="rules"``; ``"rules+fill"`` /
-    ``"rules+fill-type"`` with the most frequent training value where the rules abstain)."""
+    ``"rules+fill-type"`` with the most frequent training value where the rules abstain), or the text
+    classifier (``kind="classifier"``, :class:`~cancerllm.benchmark.classifier.TextClassifier`)."""
 
     name: str
     kind: str = "model"
@@ -229,7 +230,12 @@ def score_diagnoses(tasks: BenchmarkTasks, texts: Sequence[str | None], *, mappe
 
 
 # ------------------------------------------------------------------------------------------ running
-def _systems(models: Sequence[Any], retrievers: Sequence[str], k: int, rules: bool) -> list[System]:
+#: The name of the text-classifier baseline in the tables.
+CLASSIFIER_NAME = "classifier (tf-idf + linear SVM)"
+
+
+def _systems(models: Sequence[Any], retrievers: Sequence[str], k: int, rules: bool,
+             classifier: bool = False) -> list[System]:
     out: list[System] = []
     seen: set[str] = set()
     for i, m in enumerate(models):
@@ -243,6 +249,8 @@ def _systems(models: Sequence[Any], retrievers: Sequence[str], k: int, rules: bo
         out.append(System(name="rules (regex)", kind="rules"))
         out.append(System(name="rules + most frequent", kind="rules+fill"))
         out.append(System(name="rules + most frequent per cancer type", kind="rules+fill-type"))
+    if classifier:
+        out.append(System(name=CLASSIFIER_NAME, kind="classifier"))
     return out
 
 
@@ -305,6 +313,7 @@ def run_benchmark(
     k: int = 2,
     rules: bool = True,
     staging: bool = True,
+    classifier: bool = True,
     split: Split = "validation",
     limit: int | None = None,
     phenotypes: Iterable[str] | None = None,
@@ -332,7 +341,16 @@ def run_benchmark(
             (the fill is learned from the training side; with ``split="train"``/``"all"``, from the reports
             not scored); and each model without retrieval as a hybrid with the rules
             (:mod:`cancerllm.benchmark.hybrid`: the rules answer the fields where they are near-certain).
-        staging: add each model without retrieval (and its hybrid) with the stage group derived from its own
+        classifier: add the supervised text classifier (:class:`~cancerllm.benchmark.classifier.TextClassifier`:
+            TF-IDF n-grams and a linear SVM per field, learned from the training side like the fills, with
+            its diagnosis ``"<histology>, <site> (<code>)"``), and each model without retrieval arbitrated
+            with it (``"<model> + classifier (hybrid)"``: the classifier's answer where its calibrated
+            probability beats the model's confidence, and its ICD-10 code where the model's contradicts the
+            model's own words; :mod:`cancerllm.benchmark.classifier`), also with the rules on top when
+            ``rules`` (``"<model> + rules + classifier (hybrid)"``).  Needs scikit-learn; skipped with a
+            warning (and ``meta["classifier"]`` saying so) when it is not installed.
+        staging: add each model without retrieval (and its fullest hybrid: with the rules and the classifier,
+            or the rules) with the stage group derived from its own
             T, N, M answers (:mod:`cancerllm.benchmark.staging`, the table learned from the same reports as
             the fills), each a system of its own (``"<model> + staging table"``).
         split: ``"validation"`` (default; the part CancerLLM-Smol never saw), ``"train"`` or ``"all"``.
@@ -394,7 +412,15 @@ def run_benchmark(
         patient_ids=[r.patient_id for r in records],
     )
     texts = tasks.texts
-    systems = _systems(list(models), list(retrievers), k, rules)
+    if classifier:
+        from .._optional import is_available
+
+        if not is_available("sklearn"):
+            warnings.warn('the text-classifier baseline needs scikit-learn (pip install "cancerllm[benchmark]");'
+                          " skipped", RuntimeWarning, stacklevel=2)
+            meta["classifier"] = "skipped: scikit-learn is not installed"
+            classifier = False
+    systems = _systems(list(models), list(retrievers), k, rules, classifier)
     results: dict[str, Any] = {"meta": meta, "coverage": tasks.coverage(), "systems": {},
                                "robustness": {"misspelling": {}}}
     from .icd import IcdMapper
@@ -405,6 +431,25 @@ def run_benchmark(
     rules_preds: list[PhenotypeResult] | None = None
     rules_s = 0.0
     grouper: Any = None
+    clf_obj: Any = None
+    clf_preds: list[Any] | None = None
+    clf_s = 0.0
+    clf_rss: int | None = None
+
+    def fitted_classifier() -> tuple[Any, list[Any], float]:
+        """The classifier, learned from the training side once, and its predictions for ``texts``."""
+        nonlocal clf_obj, clf_preds, clf_s, clf_rss, fill_records
+        if clf_obj is None:
+            from .classifier import TextClassifier
+
+            if fill_records is None:
+                fill_records = _training_side(all_records, records, split)
+            clf_obj, fit_s, fit_mem = _timed(lambda: TextClassifier.from_records(fill_records, seed=seed))
+            clf_preds, clf_s, mem = _timed(lambda: clf_obj.predict(texts))
+            clf_rss = max(m.peak_rss or 0 for m in (fit_mem, mem)) or None
+            meta.update(classifier_fit_s=round(fit_s, 3), classifier_reports=clf_obj.n_records)
+        return clf_obj, clf_preds, clf_s
+
     for sys_ in systems:
         logger.info("benchmark: %s", sys_.name)
         entry: dict[str, Any] = {"kind": sys_.kind, "retriever": sys_.retriever, "k": sys_.k,
@@ -429,6 +474,13 @@ def run_benchmark(
             if sys_.kind == "rules":
                 entry["not_extracted"] = [p for p in tasks.phenotypes if p not in RuleBasedExtractor.PHENOTYPES]
             diag_texts = None
+        elif sys_.kind == "classifier":
+            clf_fit, cpreds, secs = fitted_classifier()
+            preds = [clf_fit.to_result(p) for p in cpreds]
+            timing.update(phenotype_s=round(secs, 3), reports_per_s=round(len(texts) / max(secs, 1e-9), 3),
+                          device="cpu", fit_s=meta.get("classifier_fit_s"), peak_rss_mb=_mb(clf_rss))
+            entry.update(fit_reports=clf_fit.n_records, not_extracted=[Phenotype.TUMOR_SIZE.value])
+            diag_texts = [clf_fit.diagnosis_for(p) for p in cpreds] if diagnosis else None
         else:
             key = id(sys_.model)
             if key not in loaded:
@@ -451,6 +503,7 @@ def run_benchmark(
                           prompts_per_s=round(n_prompts / secs, 3), peak_rss_mb=_mb(mem.peak_rss),
                           peak_cuda_mb=_mb(mem.peak_cuda))
             diag_texts = None
+            diag_out: list[Any] | None = None
             if diagnosis:
                 gen = model.diagnosis_generator(max_new_tokens=diagnosis_max_new_tokens, batch_size=batch_size,
                                                 progress=progress, **kw)
@@ -461,6 +514,7 @@ def run_benchmark(
                     if not issubclass(w.category, TruncationWarning):
                         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
                 entry["diagnosis_inputs_truncated"] = sum(issubclass(w.category, TruncationWarning) for w in caught)
+                diag_out = list(out)
                 diag_texts = [d.text for d in out]
                 timing.update(diagnosis_s=round(dsecs, 3), diagnosis_reports_per_s=round(len(texts) / dsecs, 3),
                               diagnosis_peak_rss_mb=_mb(dmem.peak_rss), diagnosis_peak_cuda_mb=_mb(dmem.peak_cuda))
@@ -474,10 +528,12 @@ def run_benchmark(
                 entry["icd_generated"] = dg["icd_generated"]
                 entry["icd_generated_by_check"] = dg["icd_generated_by_check"]
         results["systems"][sys_.name] = entry
-        if (rules or staging) and sys_.kind == "model" and not sys_.retriever:
-            # systems of their own around the model's answers: the hybrid (the rules answer the fields where
-            # they are near-certain) and the stage group derived from T, N, M (learned from the training side)
+        if (rules or staging or classifier) and sys_.kind == "model" and not sys_.retriever:
+            # systems of their own around the model's answers: the hybrids (the rules answer the fields where
+            # they are near-certain; the classifier where it is likelier right than the model) and the stage
+            # group derived from T, N, M (learned from the training side)
             derived: list[tuple[str, str, list[PhenotypeResult], float, dict[str, Any]]] = []
+            derived_diag: dict[str, list[str]] = {}
             if rules:
                 from .hybrid import RULE_FIELDS, combine
 
@@ -486,6 +542,22 @@ def run_benchmark(
                 hyb = [combine(m, r) for m, r in zip(preds, rules_preds)]
                 derived.append((f"{sys_.name} + rules (hybrid)", "hybrid", hyb, rules_s,
                                 {"rule_fields": list(RULE_FIELDS)}))
+            if classifier:
+                from .classifier import arbitrate, arbitrate_diagnosis
+
+                _, cpreds, c_s = fitted_classifier()
+                arb, arb_s, _ = _timed(lambda mp=preds, cp=cpreds: [arbitrate(m, p) for m, p in zip(mp, cp)])
+                name = f"{sys_.name} + classifier (hybrid)"
+                derived.append((name, "classifier-hybrid", arb, c_s + arb_s, {}))
+                if diag_out is not None:
+                    derived_diag[name] = [arbitrate_diagnosis(d, p) for d, p in zip(diag_out, cpreds)]
+                if rules:
+                    both = [combine(a, r) for a, r in zip(arb, rules_preds or [])]
+                    name2 = f"{sys_.name} + rules + classifier (hybrid)"
+                    derived.append((name2, "rules-classifier-hybrid", both, c_s + arb_s + rules_s,
+                                    {"rule_fields": list(RULE_FIELDS)}))
+                    if name in derived_diag:
+                        derived_diag[name2] = derived_diag[name]
             if staging:
                 from .staging import StageGrouper
 
@@ -493,7 +565,8 @@ def run_benchmark(
                     if fill_records is None:
                         fill_records = _training_side(all_records, records, split)
                     grouper = StageGrouper.from_records(fill_records)
-                for name, kind, base, extra_s, info in [(sys_.name, "model", preds, 0.0, {}), *derived]:
+                # the model alone and its fullest hybrid (the last one: rules + classifier, or rules)
+                for name, kind, base, extra_s, info in [(sys_.name, "model", preds, 0.0, {}), *derived[-1:]]:
                     staged, st_s, _ = _timed(lambda b=base, g=grouper: [g.apply(p, text=t) for p, t in zip(b, texts)])
                     derived.append((f"{name} + staging table", f"{kind}+staging", staged, extra_s + st_s,
                                     {**info, "staging_reports": grouper.n_records}))
@@ -506,6 +579,14 @@ def run_benchmark(
                     "timing": {"phenotype_s": round(timing["phenotype_s"] + extra_s, 3),
                                "device": timing.get("device"), "peak_rss_mb": timing.get("peak_rss_mb")},
                 }
+                base_name = name[: -len(" + staging table")] if name.endswith(" + staging table") else name
+                if base_name in derived_diag:
+                    dg = score_diagnoses(tasks, derived_diag[base_name], mapper=mapper, ci=ci, seed=seed)
+                    results["systems"][name].update(diagnosis=dg["evaluation"], icd=dg["icd"],
+                                                    diagnosis_cases=dg["cases"])
+                    if "icd_generated" in dg:
+                        results["systems"][name]["icd_generated"] = dg["icd_generated"]
+                        results["systems"][name]["icd_generated_by_check"] = dg["icd_generated_by_check"]
 
         if sys_.kind == "model" and not sys_.retriever and misspelling_rates:
             curve = []

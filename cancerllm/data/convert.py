@@ -33,6 +33,7 @@ __all__ = [
     "bio_to_examples",
     "coded_diagnosis_answer",
     "diagnosis_answer",
+    "diagnosis_text",
     "examples_to_official",
     "grade_answer",
     "histological_type_answer",
@@ -570,10 +571,14 @@ def diagnosis_answer(record: TCGARecord) -> str | None:
         ``"Infiltrating Ductal Carcinoma"`` + ``"Right Upper Outer Quadrant"`` ->
         ``"Infiltrating Ductal Carcinoma, Right Upper Outer Quadrant"``.
     """
-    histology = record.label("histology")
+    return diagnosis_text(record.label("histology"), record.label("site"))
+
+
+def diagnosis_text(histology: str | None, site: str | None) -> str | None:
+    """``"<histology>, <site>"`` by the rule of :func:`diagnosis_answer` (the site left out when null or
+    already in the histology); None without a histology."""
     if histology is None:
         return None
-    site = record.label("site")
     if site is None or re.search(rf"(?<!\w){re.escape(site.lower())}(?!\w)", histology.lower()):
         return histology
     return f"{histology}, {site}"

@@ -103,9 +103,11 @@ def bench(tcga_file, tiny_model_dir, tmp_path_factory):
 def test_benchmark_runs_every_system_and_writes_the_report(bench, tiny_model_dir):
     res, out = bench
     name = str(tiny_model_dir)
-    assert list(res["systems"]) == [name, f"{name} + rules (hybrid)", f"{name} + staging table",
-                                    f"{name} + rules (hybrid) + staging table", f"{name} + random (k=1)",
-                                    "rules (regex)", "rules + most frequent", "rules + most frequent per cancer type"]
+    assert list(res["systems"]) == [name, f"{name} + rules (hybrid)", f"{name} + classifier (hybrid)",
+                                    f"{name} + rules + classifier (hybrid)", f"{name} + staging table",
+                                    f"{name} + rules + classifier (hybrid) + staging table", f"{name} + random (k=1)",
+                                    "rules (regex)", "rules + most frequent", "rules + most frequent per cancer type",
+                                    "classifier (tf-idf + linear SVM)"]
     m = res["meta"]
     assert m["n_reports"] == 4 and m["split"] == "validation" and len(m["patient_ids"]) == 4
     assert m["n_retrieval_corpus_reports"] > 0
@@ -144,13 +146,56 @@ def test_benchmark_runs_every_system_and_writes_the_report(bench, tiny_model_dir
     assert len(preds) == m["n_phenotype_cases"]
 
 
+def test_the_classifier_hybrid_takes_each_answer_from_the_model_or_the_classifier(bench, tiny_model_dir):
+    pytest.importorskip("sklearn")
+    res, _ = bench
+    name = str(tiny_model_dir)
+    systems = res["systems"]
+    clf = systems["classifier (tf-idf + linear SVM)"]
+    assert clf["kind"] == "classifier" and clf["fit_reports"] == res["meta"]["classifier_reports"] > 0
+    assert clf["diagnosis"] is not None and set(clf["icd_generated"]) == {"full", "category"}
+
+    def rows(system):
+        return {(c["patient_id"], c["phenotype"]): c["prediction"] for c in systems[system]["phenotype_cases"]}
+
+    model, classifier, hybrid = rows(name), rows("classifier (tf-idf + linear SVM)"), rows(f"{name} + classifier (hybrid)")
+    single = {"histological_type", "tumor_location", "laterality", "grade"}
+    changed = 0
+    for key, pred in hybrid.items():
+        if key[1] in single:
+            assert pred in (model[key], classifier[key]), key
+            changed += pred != model[key]
+    # a random tiny model is never confident: the calibrated classifier replaces some of its answers
+    assert changed > 0
+    # the hybrid's diagnoses are the model's with the classifier's code where the model's was missing or contradicted
+    hyb_diag = {c["patient_id"]: c["prediction"] for c in systems[f"{name} + classifier (hybrid)"]["diagnosis_cases"]}
+    model_diag = {c["patient_id"]: c["prediction"] for c in systems[name]["diagnosis_cases"]}
+    clf_code = {c["patient_id"]: c["prediction"].rsplit(" (", 1)[1] for c in clf["diagnosis_cases"]}
+    assert set(hyb_diag) == set(model_diag)
+    for pid, text in hyb_diag.items():
+        assert text == model_diag[pid] or text.endswith(f"({clf_code[pid]}"), (text, model_diag[pid])
+
+
+def test_without_scikit_learn_the_classifier_is_skipped(tcga_file, monkeypatch):
+    import cancerllm._optional as optional
+    from cancerllm.benchmark import run_benchmark
+
+    real = optional.is_available
+    monkeypatch.setattr(optional, "is_available", lambda m: False if m == "sklearn" else real(m))
+    with pytest.warns(RuntimeWarning, match="scikit-learn"):
+        res = run_benchmark(tcga_file, models=[], limit=3, diagnosis=False, misspelling_rates=(), ci=False)
+    assert "classifier (tf-idf + linear SVM)" not in res["systems"]
+    assert res["meta"]["classifier"].startswith("skipped")
+
+
 def test_same_limit_same_reports(bench, tcga_file):
     from cancerllm.benchmark import run_benchmark
 
     res, _ = bench
     again = run_benchmark(tcga_file, models=[], limit=4, diagnosis=False, misspelling_rates=(), ci=False)
     assert again["meta"]["patient_ids"] == res["meta"]["patient_ids"]
-    assert list(again["systems"]) == ["rules (regex)", "rules + most frequent", "rules + most frequent per cancer type"]
+    assert list(again["systems"]) == ["rules (regex)", "rules + most frequent", "rules + most frequent per cancer type",
+                                      "classifier (tf-idf + linear SVM)"]
 
 
 def test_bad_arguments(tcga_file):
@@ -207,11 +252,12 @@ def test_the_staging_systems_are_the_models_answers_with_the_derived_group(bench
     grouper = StageGrouper.from_records(_training_side(records, scored, "validation"))
     assert res["systems"][f"{name} + staging table"]["staging_reports"] == grouper.n_records > 0
     assert res["systems"][f"{name} + staging table"]["kind"] == "model+staging"
-    assert res["systems"][f"{name} + rules (hybrid) + staging table"]["kind"] == "hybrid+staging"
+    assert res["systems"][f"{name} + rules + classifier (hybrid) + staging table"]["kind"] == \
+        "rules-classifier-hybrid+staging"
     texts = {r.patient_id: r.text for r in select_records(records, split="validation", limit=4)}
     changed = 0
     for base, staged in ((name, f"{name} + staging table"),
-                         (f"{name} + rules (hybrid)", f"{name} + rules (hybrid) + staging table")):
+                         (f"{name} + rules + classifier (hybrid)", f"{name} + rules + classifier (hybrid) + staging table")):
         cases = {(c["patient_id"], c["phenotype"]): c["prediction"] for c in res["systems"][base]["phenotype_cases"]}
         for c in res["systems"][staged]["phenotype_cases"]:
             before = cases[(c["patient_id"], c["phenotype"])]
