@@ -23,7 +23,7 @@ Example:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,12 +32,12 @@ from ..data.io import TCGARecord
 from ..errors import InputError
 from ..prompts import format_answer
 from ..schema import AnswerDetail, ItemDetail, Phenotype, PhenotypeResult
-from ..tnm import tnm_category, tnm_group
-from .fields import predicted_stage, receptor_statuses
+from ..tnm import parse_tnm, tnm_group
+from .fields import predicted_stage, receptor_statuses, stage_i_iv
 from .normalize import normalize
 from .tasks import build_tasks
 
-__all__ = ["FILL_MARK", "FilledExtractor", "MostFrequentFill"]
+__all__ = ["FILL_MARK", "FieldLabel", "FilledExtractor", "MostFrequentFill", "field_labels"]
 
 #: Appended to the raw text of an answer that the fill completed: ``"{G2} (most frequent)"``, or with the
 #: filled items named when the extractor answered part of it: ``"{pT2, N0, Stage IIA} (most frequent: N0,
@@ -55,6 +55,56 @@ _SINGLE = (
 _TNM_FIELDS = (("T", "pT"), ("N", "pN"), ("M", "pM"))
 _RECEPTORS = (("er", "ER"), ("pr", "PR"), ("her2", "HER2"))
 _ALL = "*"
+
+
+@dataclass(frozen=True)
+class FieldLabel:
+    """The registry value of one field in one report of a task set, as the baselines learn it.
+
+    ``name``: a phenotype with a single value (``"grade"``, ...), ``"T"``/``"N"``/``"M"``, ``"stage_group"``,
+    ``"er"``/``"pr"``/``"her2"`` or ``"receptors"``; ``report``: the index of the report; ``category``: the
+    main category (``"T2"``, ``"Stage II"``; the key itself for fields without one); ``key``: the normalised
+    value (``"T2a"``, ``"Stage IIA"``, ``"positive"``, :func:`~cancerllm.benchmark.normalize` of a single
+    value); ``value``: the value as the registry spells it (a list for ``receptors``)."""
+
+    name: str
+    report: int
+    cancer_type: str
+    category: str
+    key: str
+    value: Any
+
+
+def field_labels(tasks: Any, receptor_types: Iterable[str] = RECEPTOR_CANCER_TYPES) -> Iterator[FieldLabel]:
+    """Every value-bearing field's registry value in ``tasks`` (a :class:`~cancerllm.benchmark.BenchmarkTasks`),
+    receptor fields only for the ``receptor_types`` cancer types; the one reading of the labels that the
+    most-frequent fill and the text classifier learn from."""
+    receptor_types = {c.upper() for c in receptor_types}
+    for case in tasks.phenotype_cases:
+        if case.gold is None:  # "Not relevant"
+            continue
+        ph, i, ctype = case.phenotype, case.report, case.cancer_type
+        if ph in _SINGLE:
+            key = normalize(ph, case.gold[0])
+            yield FieldLabel(ph, i, ctype, key, key, case.gold[0])
+        elif ph == Phenotype.STAGE.value:
+            for letter, label in _TNM_FIELDS:
+                items = [t for t in parse_tnm(case.labels.get(label) or "") if t.letter == letter]
+                if items:
+                    yield FieldLabel(letter, i, ctype, items[0].category, items[0].full, items[0].full)
+            group = tnm_group(case.labels.get("stage"))
+            if group:
+                yield FieldLabel("stage_group", i, ctype, stage_i_iv(group) or group, group, group)
+        elif ctype.upper() in receptor_types:
+            if ph == Phenotype.RECEPTOR_STATUS.value:
+                for short, label in _RECEPTORS:
+                    status = case.labels.get(label)
+                    if status:
+                        word = normalize(ph, f"{short} {status}").split()[-1]
+                        yield FieldLabel(short, i, ctype, word, word, word)
+            elif ph == Phenotype.RECEPTORS.value:
+                key = " ".join(case.gold)
+                yield FieldLabel("receptors", i, ctype, key, key, list(case.gold))
 
 
 def _most_frequent(values: Sequence[tuple[str, Any]]) -> Any:
@@ -114,30 +164,11 @@ class MostFrequentFill:
                 per_type.setdefault(ctype.upper(), []).append((key, value))
             per_type.setdefault(_ALL, []).append((key, value))
 
-        for case in tasks.phenotype_cases:
-            if case.gold is None:  # "Not relevant"
-                continue
-            ph, ctype = case.phenotype, case.cancer_type
-            if ph in _SINGLE:
-                value = case.gold[0]
-                add(ph, ctype, normalize(ph, value), value)
-            elif ph == Phenotype.STAGE.value:
-                for letter, label in _TNM_FIELDS:
-                    cat = tnm_category(case.labels.get(label), letter)
-                    if cat:
-                        add(letter, ctype, cat, cat)
-                group = tnm_group(case.labels.get("stage"))
-                if group:
-                    add("stage_group", ctype, group, group)
-            elif ctype.upper() in receptor_types:
-                if ph == Phenotype.RECEPTOR_STATUS.value:
-                    for short, label in _RECEPTORS:
-                        status = case.labels.get(label)
-                        if status:
-                            word = normalize(ph, f"{short} {status}").split()[-1]
-                            add(short, ctype, word, word)
-                elif ph == Phenotype.RECEPTORS.value:
-                    add("receptors", ctype, " ".join(case.gold), list(case.gold))
+        for lab in field_labels(tasks, receptor_types):
+            if lab.name in ("T", "N", "M"):  # the fill answers the main category
+                add(lab.name, lab.cancer_type, lab.category, lab.category)
+            else:
+                add(lab.name, lab.cancer_type, lab.key, lab.value)
         values = {name: {ct: _most_frequent(v) for ct, v in per_type.items()} for name, per_type in seen.items()}
         return cls(values=values, receptor_cancer_types=receptor_types)
 
